@@ -1,0 +1,251 @@
+//! `aerie.toml`: what this site grants. Optional: with no file, [`Config::default`]
+//! works (SQLite under `./.aerie/`, plugins from `./plugins`, playbooks from
+//! `./playbooks`).
+//!
+//! ```toml
+//! [store]
+//! url = "sqlite://.aerie/aerie.db"
+//!
+//! [plugins.virustotal]
+//! settings = { base_url = "http://127.0.0.1:8080" }
+//! allow = ["http://127.0.0.1:8080"]
+//! credentials.api_key = { env = "VT_API_KEY" }
+//! limits = { memory_mb = 64, timeout_ms = 10000 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{self, Error};
+use crate::manifest::validate_name;
+use crate::origin::OriginPattern;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where aerie keeps its database and compiled-plugin cache.
+    pub data_dir: PathBuf,
+    /// Folder of plugin folders, each with a `plugin.toml`.
+    pub plugins_dir: PathBuf,
+    pub playbooks_dir: PathBuf,
+    pub store: StoreConfig,
+    pub plugins: BTreeMap<String, PluginGrant>,
+    pub users: BTreeMap<String, UserConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".aerie"),
+            plugins_dir: PathBuf::from("plugins"),
+            playbooks_dir: PathBuf::from("playbooks"),
+            store: StoreConfig::default(),
+            plugins: BTreeMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://...`; defaults to `sqlite://<data_dir>/aerie.db`.
+    pub url: Option<String>,
+}
+
+/// What the operator grants one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginGrant {
+    /// Non-secret settings, visible to the plugin through `wasi:config`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Extra origins. Only an origin listed here may resolve to a loopback,
+    /// private or link-local address.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Where each credential's secret lives. Values are never read here.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    pub limits: LimitsOverride,
+    /// A read-only folder the plugin sees as `/data`.
+    pub data: Option<PathBuf>,
+}
+
+/// Where a secret lives: `{ env = "VT_API_KEY" }` or `{ file = "/run/secrets/vt" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(var) => write!(f, "env {var}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    pub memory_mb: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_response_kb: Option<u64>,
+}
+
+impl LimitsOverride {
+    pub fn apply(&self, base: crate::Limits) -> crate::Limits {
+        crate::Limits {
+            memory_mb: self.memory_mb.unwrap_or(base.memory_mb),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            max_response_kb: self.max_response_kb.unwrap_or(base.max_response_kb),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        Config::parse(path, &error::read(path)?)
+    }
+
+    pub fn parse(path: &Path, source: &str) -> Result<Config, Error> {
+        let config: Config = error::parse_toml(path, source)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), Error> {
+        for (name, grant) in &self.plugins {
+            validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
+            for origin in &grant.allow {
+                OriginPattern::parse(origin)
+                    .map_err(|m| Error::invalid(path, format!("plugins.{name}.allow"), m))?;
+            }
+            for (key, value) in &grant.settings {
+                if setting_text(value).is_none() {
+                    return Err(Error::invalid(
+                        path,
+                        format!("plugins.{name}.settings.{key}"),
+                        "settings are strings, numbers or booleans",
+                    ));
+                }
+            }
+            grant
+                .limits
+                .apply(crate::Limits::default())
+                .validate(path, &format!("plugins.{name}.limits"))?;
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite under the data folder.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("aerie.db").display()),
+        }
+    }
+
+    /// The grant for `plugin`, or the empty grant.
+    pub fn grant(&self, plugin: &str) -> PluginGrant {
+        self.plugins.get(plugin).cloned().unwrap_or_default()
+    }
+}
+
+impl PluginGrant {
+    /// Settings as the text the plugin reads through `wasi:config`.
+    pub fn settings_text(&self) -> BTreeMap<String, String> {
+        self.settings
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), setting_text(v)?)))
+            .collect()
+    }
+}
+
+fn setting_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(source: &str) -> Result<Config, String> {
+        Config::parse(Path::new("aerie.toml"), source).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_plugin_section_parses() {
+        let config = parse(
+            r#"
+[plugins.virustotal]
+settings = { base_url = "http://127.0.0.1:8080", retries = 3 }
+allow = ["http://127.0.0.1:8080"]
+credentials.api_key = { env = "VT_API_KEY" }
+limits = { memory_mb = 64, timeout_ms = 10000 }
+
+[plugins.jira]
+credentials.token = { file = "/run/secrets/jira" }
+"#,
+        )
+        .unwrap();
+        let vt = &config.plugins["virustotal"];
+        assert_eq!(vt.settings_text()["base_url"], "http://127.0.0.1:8080");
+        assert_eq!(vt.settings_text()["retries"], "3");
+        assert_eq!(vt.credentials["api_key"], SecretSource::Env("VT_API_KEY".into()));
+        assert_eq!(vt.limits.timeout_ms, Some(10_000));
+        assert_eq!(
+            config.plugins["jira"].credentials["token"],
+            SecretSource::File("/run/secrets/jira".into())
+        );
+        assert_eq!(config.store_url(), "sqlite://.aerie/aerie.db");
+    }
+
+    #[test]
+    fn no_file_means_working_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.plugins_dir, PathBuf::from("plugins"));
+        assert!(config.plugins.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        insta::assert_snapshot!(
+            parse("[plugins.virustotal]\nsettings = {}\nalow = []\n").unwrap_err(),
+            @"aerie.toml:3:1: unknown field `alow`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`"
+        );
+        insta::assert_snapshot!(
+            parse("[plugins.vt]\ncredentials.api_key = { vault = \"x\" }\n").unwrap_err(),
+            @"aerie.toml:2:25: unknown variant `vault`, expected `env` or `file`"
+        );
+        insta::assert_snapshot!(
+            parse("[plugins.vt]\nallow = [\"10.0.0.1\"]\n").unwrap_err(),
+            @"aerie.toml: plugins.vt.allow: `10.0.0.1` is not an origin: expected scheme://host[:port]"
+        );
+        insta::assert_snapshot!(
+            parse("[stor]\nurl = \"x\"\n").unwrap_err(),
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `plugins`, `users`"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The two TOML files aerie reads: a plugin's `plugin.toml` (what the plugin is and
+//! what it may ask for) and the operator's `aerie.toml` (what this site grants).
+//!
+//! Everything here is parsing and validation: typed structs with
+//! `deny_unknown_fields`, validated names, and errors that name the file, the line
+//! and the field. No I/O beyond reading the one file asked for; no secret is ever
+//! read here (a [`SecretSource`] only says where the secret lives).
+
+mod config;
+mod error;
+mod manifest;
+mod origin;
+
+pub use config::{Config, LimitsOverride, PluginGrant, SecretSource, StoreConfig, UserConfig};
+pub use error::{Error, Location};
+pub use manifest::{
+    Apply, CredentialSpec, Limits, Manifest, NetworkSpec, SettingSpec, World, validate_name,
+};
+pub use origin::{Origin, OriginPattern};

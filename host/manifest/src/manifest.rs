@@ -1,0 +1,349 @@
+//! `plugin.toml`: what a plugin is and the most it may ask for.
+//!
+//! ```toml
+//! name = "virustotal"
+//! version = "0.1.0"
+//! world = "integration"
+//! description = "Look up files, IPs, domains and URLs in VirusTotal"
+//! actions = ["lookup"]
+//!
+//! [settings.base_url]
+//! description = "VirusTotal API origin"
+//! default = "https://www.virustotal.com"
+//!
+//! [network]
+//! allow = ["{{ base_url }}"]
+//!
+//! [credentials.api_key]
+//! description = "VirusTotal API key"
+//! apply = { header = "x-apikey" }
+//! hosts = ["{{ base_url }}"]
+//! ```
+//!
+//! Entries of `network.allow` and `credentials.*.hosts` may be minijinja templates
+//! over the plugin's settings; the runtime renders and checks them at load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{self, Error};
+
+/// A parsed and validated `plugin.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub world: World,
+    #[serde(default)]
+    pub description: String,
+    /// The component file, relative to the manifest's folder.
+    #[serde(default = "default_component")]
+    pub component: PathBuf,
+    /// The actions the component must export; checked against `describe` at load.
+    pub actions: Vec<String>,
+    /// Non-secret settings the plugin reads through `wasi:config`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingSpec>,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialSpec>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_component() -> PathBuf {
+    PathBuf::from("plugin.wasm")
+}
+
+/// Which WIT world the component targets, and so which imports it may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// Pure transformation: no network.
+    Step,
+    /// May call out through the host's HTTP broker.
+    Integration,
+}
+
+impl World {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Step => "step",
+            World::Integration => "integration",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    #[serde(default)]
+    pub description: String,
+    /// Used when the operator sets nothing; a setting with no default is required.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Origins (`scheme://host[:port]`, templated) the plugin may call.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSpec {
+    #[serde(default)]
+    pub description: String,
+    pub apply: Apply,
+    /// Origins (templated) whose requests receive this credential, and no others.
+    pub hosts: Vec<String>,
+}
+
+/// How the broker puts a credential into a request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Apply {
+    /// `apply = { header = "x-apikey" }`: the secret is the header's value.
+    Header(String),
+    /// `apply = "bearer"`: `Authorization: Bearer <secret>`.
+    Bearer,
+    /// `apply = { basic = { username = "api" } }`: `Authorization: Basic`, the
+    /// secret is the password. Without a username the secret is `user:password`.
+    Basic {
+        #[serde(default)]
+        username: Option<String>,
+    },
+    /// `apply = { query = "apikey" }`: appended as a query parameter.
+    Query(String),
+}
+
+impl Apply {
+    /// The request header this credential occupies, which the guest may therefore
+    /// never set itself.
+    pub fn header_name(&self) -> Option<&str> {
+        match self {
+            Apply::Header(name) => Some(name),
+            Apply::Bearer | Apply::Basic { .. } => Some("authorization"),
+            Apply::Query(_) => None,
+        }
+    }
+}
+
+/// Per-call limits. Secure defaults; the operator may override them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory a single call may grow to.
+    pub memory_mb: u32,
+    /// Wall-clock deadline of a single call, network waits included.
+    pub timeout_ms: u64,
+    /// Largest response body the broker hands the plugin.
+    pub max_response_kb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: 64,
+            timeout_ms: 10_000,
+            max_response_kb: 10 * 1024,
+        }
+    }
+}
+
+/// The largest memory cap a manifest or operator may set; the pooling allocator
+/// reserves this much address space per slot.
+pub const MAX_MEMORY_MB: u32 = 4096;
+
+impl Limits {
+    pub(crate) fn validate(&self, path: &Path, field: &str) -> Result<(), Error> {
+        if self.memory_mb == 0 || self.memory_mb > MAX_MEMORY_MB {
+            return Err(Error::invalid(
+                path,
+                format!("{field}.memory_mb"),
+                format!("must be between 1 and {MAX_MEMORY_MB}, got {}", self.memory_mb),
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(Error::invalid(path, format!("{field}.timeout_ms"), "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Reads and validates `path`.
+    pub fn from_file(path: &Path) -> Result<Manifest, Error> {
+        Manifest::parse(path, &error::read(path)?)
+    }
+
+    /// Parses `source` as the manifest at `path` (used in messages).
+    pub fn parse(path: &Path, source: &str) -> Result<Manifest, Error> {
+        let manifest: Manifest = error::parse_toml(path, source)?;
+        manifest.validate(path)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), Error> {
+        validate_name(&self.name).map_err(|m| Error::invalid(path, "name", m))?;
+        if self.version.trim().is_empty() {
+            return Err(Error::invalid(path, "version", "must not be empty"));
+        }
+        if self.actions.is_empty() {
+            return Err(Error::invalid(path, "actions", "a plugin offers at least one action"));
+        }
+        for action in &self.actions {
+            validate_name(action).map_err(|m| Error::invalid(path, "actions", m))?;
+        }
+        if self.world == World::Step && (!self.network.allow.is_empty() || !self.credentials.is_empty()) {
+            return Err(Error::invalid(
+                path,
+                "world",
+                "a step plugin has no network: remove [network] and [credentials] or use world = \"integration\"",
+            ));
+        }
+        for (name, cred) in &self.credentials {
+            validate_name(name).map_err(|m| Error::invalid(path, format!("credentials.{name}"), m))?;
+            if cred.hosts.is_empty() {
+                return Err(Error::invalid(
+                    path,
+                    format!("credentials.{name}.hosts"),
+                    "name at least one origin the credential may be sent to",
+                ));
+            }
+            if let Some(header) = cred.apply.header_name()
+                && http_header_name_invalid(header)
+            {
+                return Err(Error::invalid(
+                    path,
+                    format!("credentials.{name}.apply"),
+                    format!("`{header}` is not a valid header name"),
+                ));
+            }
+        }
+        self.limits.validate(path, "limits")
+    }
+
+    /// The component's path, resolved against the manifest's folder.
+    pub fn component_path(&self, manifest_path: &Path) -> PathBuf {
+        manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.component)
+    }
+}
+
+fn http_header_name_invalid(name: &str) -> bool {
+    name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Plugin, action and credential names: lower-case ASCII letters, digits, `-` and
+/// `_`, starting with a letter, at most 64 characters. They appear in playbooks as
+/// `plugin.action`, so no dots.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name: use lower-case letters, digits, `-` and `_`, starting with a letter"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIRUSTOTAL: &str = r#"
+name = "virustotal"
+version = "0.1.0"
+world = "integration"
+actions = ["lookup"]
+
+[settings.base_url]
+default = "https://www.virustotal.com"
+
+[network]
+allow = ["{{ base_url }}"]
+
+[credentials.api_key]
+apply = { header = "x-apikey" }
+hosts = ["{{ base_url }}"]
+"#;
+
+    fn parse(source: &str) -> Result<Manifest, String> {
+        Manifest::parse(Path::new("plugins/x/plugin.toml"), source).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_complete_manifest_parses_with_defaults() {
+        let m = parse(VIRUSTOTAL).unwrap();
+        assert_eq!(m.world, World::Integration);
+        assert_eq!(m.component, PathBuf::from("plugin.wasm"));
+        assert_eq!(m.limits, Limits::default());
+        assert_eq!(m.credentials["api_key"].apply, Apply::Header("x-apikey".into()));
+        assert_eq!(
+            m.settings["base_url"].default.as_deref(),
+            Some("https://www.virustotal.com")
+        );
+    }
+
+    #[test]
+    fn apply_forms() {
+        for (toml, expected) in [
+            (r#""bearer""#, Apply::Bearer),
+            (r#"{ query = "key" }"#, Apply::Query("key".into())),
+            (
+                r#"{ basic = { username = "api" } }"#,
+                Apply::Basic { username: Some("api".into()) },
+            ),
+            (r#"{ basic = {} }"#, Apply::Basic { username: None }),
+        ] {
+            let source = VIRUSTOTAL.replace(r#"{ header = "x-apikey" }"#, toml);
+            assert_eq!(parse(&source).unwrap().credentials["api_key"].apply, expected);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_field() {
+        insta::assert_snapshot!(
+            parse(&format!("{VIRUSTOTAL}\n[limits]\nmemory_gb = 1\n")).unwrap_err(),
+            @"plugins/x/plugin.toml:18:1: unknown field `memory_gb`, expected one of `memory_mb`, `timeout_ms`, `max_response_kb`"
+        );
+        insta::assert_snapshot!(
+            parse(&VIRUSTOTAL.replace("world = \"integration\"", "world = \"daemon\"")).unwrap_err(),
+            @"plugins/x/plugin.toml:4:9: unknown variant `daemon`, expected `step` or `integration`"
+        );
+        insta::assert_snapshot!(
+            parse(&VIRUSTOTAL.replace("name = \"virustotal\"", "name = \"Virus Total\"")).unwrap_err(),
+            @"plugins/x/plugin.toml: name: `Virus Total` is not a valid name: use lower-case letters, digits, `-` and `_`, starting with a letter"
+        );
+        insta::assert_snapshot!(
+            parse(&VIRUSTOTAL.replace("world = \"integration\"", "world = \"step\"")).unwrap_err(),
+            @r#"plugins/x/plugin.toml: world: a step plugin has no network: remove [network] and [credentials] or use world = "integration""#
+        );
+        insta::assert_snapshot!(
+            parse(&format!("{VIRUSTOTAL}\n[limits]\nmemory_mb = 0\n")).unwrap_err(),
+            @"plugins/x/plugin.toml: limits.memory_mb: must be between 1 and 4096, got 0"
+        );
+        insta::assert_snapshot!(
+            parse("name = \"x\"\nversion = \"1\"\nworld = \"step\"\n").unwrap_err(),
+            @"plugins/x/plugin.toml:1:1: missing field `actions`"
+        );
+    }
+}
