@@ -157,17 +157,22 @@ impl Default for Limits {
     }
 }
 
-/// The largest memory cap a manifest or operator may set; the pooling allocator
-/// reserves this much address space per slot.
-pub const MAX_MEMORY_MB: u32 = 4096;
-
 impl Limits {
+    /// The largest memory cap a manifest or operator may set; the pooling
+    /// allocator reserves this much address space per slot.
+    pub const MAX_MEMORY_MB: u32 = 4096;
+    pub const MAX_MEMORY_BYTES: usize = Self::MAX_MEMORY_MB as usize * 1024 * 1024;
+
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_mb as usize * 1024 * 1024
+    }
+
     pub(crate) fn validate(&self, path: &Path, field: &str) -> Result<(), Error> {
-        if self.memory_mb == 0 || self.memory_mb > MAX_MEMORY_MB {
+        if self.memory_mb == 0 || self.memory_mb > Self::MAX_MEMORY_MB {
             return Err(Error::invalid(
                 path,
                 format!("{field}.memory_mb"),
-                format!("must be between 1 and {MAX_MEMORY_MB}, got {}", self.memory_mb),
+                format!("must be between 1 and {}, got {}", Self::MAX_MEMORY_MB, self.memory_mb),
             ));
         }
         if self.timeout_ms == 0 {

@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// aerie runs security playbooks whose integrations are sandboxed WebAssembly
+/// components.
+#[derive(Debug, Parser)]
+#[command(name = "aerie", version, about)]
+pub struct Cli {
+    /// The operator config; defaults to ./aerie.toml when present, else built-in
+    /// defaults.
+    #[arg(long, global = true, env = "AERIE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More logging on stderr (-v, -vv). AERIE_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one playbook once and print the run.
+    Run(RunArgs),
+    /// Check playbooks.
+    #[command(subcommand)]
+    Playbook(PlaybookCommand),
+    /// Inspect and call plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A playbook file, or the name of one in the playbooks folder.
+    pub playbook: String,
+    /// The playbook's inputs: JSON, or @FILE (@- for stdin).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCommand {
+    /// Check playbooks; print every error as file:line:column and exit 1 if any.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// What is installed.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plugin's world, actions and schemas, allowed origins, credentials (never
+    /// their values), limits and component hash.
+    Inspect {
+        /// An installed plugin's name, or a plugin folder or plugin.toml path.
+        plugin: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one action and print its JSON result.
+    Call {
+        plugin: String,
+        action: String,
+        /// The action's input: JSON, or @FILE (@- for stdin).
+        #[arg(long, conflicts_with = "jsonl")]
+        input: Option<String>,
+        /// Read one JSON input per stdin line; print one JSON result per line, in
+        /// order. A failed line prints {"error": {"code", "message"}} and the
+        /// command exits 1 at the end.
+        #[arg(long)]
+        jsonl: bool,
+    },
+}

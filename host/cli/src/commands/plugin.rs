@@ -1,0 +1,206 @@
+//! `aerie plugin list | inspect | call`.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aerie_runtime::{CallError, Plugin};
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::cli::PluginCommand;
+use crate::context::Context;
+use crate::input;
+
+pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::List { json } => list(ctx, json).await,
+        PluginCommand::Inspect { plugin, json } => inspect(ctx, &plugin, json).await,
+        PluginCommand::Call {
+            plugin,
+            action,
+            input,
+            jsonl,
+        } => {
+            // Bad input is a usage error, reported before any plugin is loaded.
+            let input = if jsonl { None } else { Some(input::parse(input.as_deref())?) };
+            let plugin = ctx.registry.load(&plugin).await?;
+            match input {
+                None => call_lines(&plugin, &action).await,
+                Some(input) => call_once(&plugin, &action, &input).await,
+            }
+        }
+    }
+}
+
+async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    for name in ctx.registry.names() {
+        rows.push(match ctx.registry.load(name).await {
+            Ok(p) => json!({
+                "name": p.name(),
+                "version": p.version(),
+                "world": p.world().as_str(),
+                "actions": p.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+                "description": p.manifest.description,
+                "error": null,
+            }),
+            Err(e) => json!({ "name": name, "error": e.to_string() }),
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no plugins in {}", ctx.config.plugins_dir.display());
+    }
+    for row in &rows {
+        let name = row["name"].as_str().unwrap_or_default();
+        match row["error"].as_str() {
+            Some(error) => println!("{name:<16} NOT LOADED: {error}"),
+            None => println!(
+                "{name:<16} {:<8} {:<12} {}",
+                row["version"].as_str().unwrap_or_default(),
+                row["world"].as_str().unwrap_or_default(),
+                row["actions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let path = Path::new(target);
+    let plugin: Arc<Plugin> = if ctx.registry.manifest_path(target).is_some() || !path.exists() {
+        ctx.registry.load(target).await?
+    } else {
+        Arc::new(ctx.registry.load_path(path).await?)
+    };
+    let view = json!({
+        "name": plugin.name(),
+        "version": plugin.version(),
+        "world": plugin.world().as_str(),
+        "description": plugin.manifest.description,
+        "manifest": plugin.manifest_path,
+        "component": plugin.component_path,
+        "sha256": plugin.sha256,
+        "actions": plugin.actions,
+        "allowed_origins": plugin.allowed,
+        "credentials": plugin.credentials,
+        "limits": {
+            "memory_mb": plugin.limits.memory_mb,
+            "timeout_ms": plugin.limits.timeout_ms,
+            "max_response_kb": plugin.limits.max_response_kb,
+        },
+        "data_dir": plugin.data_dir,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} ({} world)", plugin.name(), plugin.version(), plugin.world().as_str());
+    if !plugin.manifest.description.is_empty() {
+        println!("  {}", plugin.manifest.description);
+    }
+    println!("component  {}", plugin.component_path.display());
+    println!("sha256     {}", plugin.sha256);
+    println!(
+        "limits     {} MiB memory, {} ms per call, {} KiB per response",
+        plugin.limits.memory_mb, plugin.limits.timeout_ms, plugin.limits.max_response_kb
+    );
+    if let Some(dir) = &plugin.data_dir {
+        println!("data       {} (read-only, as /data)", dir.display());
+    }
+    println!(
+        "network    {}",
+        if plugin.allowed.is_empty() { "none".to_owned() } else { plugin.allowed.join(", ") }
+    );
+    for cred in &plugin.credentials {
+        println!(
+            "credential {} ({}, to {}): {}",
+            cred.name,
+            cred.apply,
+            cred.hosts.join(", "),
+            cred.bound_to.as_deref().map_or("not bound".to_owned(), |b| format!("bound to {b}"))
+        );
+    }
+    println!("actions");
+    for action in &plugin.actions {
+        println!("  {:<14} {}", action.name, action.description);
+        println!("    input  {}", action.input_schema);
+        println!("    output {}", action.output_schema);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn call_once(plugin: &Plugin, action: &str, input: &Value) -> anyhow::Result<ExitCode> {
+    let report = plugin.call(action, input).await;
+    for line in &report.logs {
+        tracing::info!(plugin = plugin.name(), "{}: {}", line.level, line.message);
+    }
+    for request in &report.requests {
+        tracing::info!(plugin = plugin.name(), "{} {} -> {:?} ({} bytes, {} ms)", request.method, request.url, request.status, request.bytes, request.ms);
+    }
+    match report.result {
+        Ok(output) => {
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("aerie: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// One input per stdin line, one output per stdout line, in order, in one
+/// process: the way a batch of thousands is classified or enriched.
+async fn call_lines(plugin: &Plugin, action: &str) -> anyhow::Result<ExitCode> {
+    let mut reader = BufReader::new(std::io::stdin().lock());
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0usize;
+    let mut line = String::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).context("reading stdin")? == 0 {
+            break;
+        }
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = match serde_json::from_str::<Value>(&line) {
+            Ok(input) => plugin.call(action, &input).await.result.map_err(|e| error_json(&e)),
+            Err(e) => Err(json!({"error": {"code": "invalid-input", "message": format!("line {number} is not JSON: {e}")}})),
+        };
+        let text = match result {
+            Ok(output) => serde_json::to_string(&output)?,
+            Err(error) => {
+                failed += 1;
+                serde_json::to_string(&error)?
+            }
+        };
+        writeln!(out, "{text}")?;
+        // Flush when no more input is waiting, so an interactive producer sees
+        // each answer, while a batch is written in large blocks.
+        if reader.buffer().is_empty() {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        eprintln!("aerie: {failed} of the inputs failed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn error_json(err: &CallError) -> Value {
+    json!({"error": {"code": err.code(), "message": err.message()}})
+}

@@ -1,0 +1,94 @@
+use std::path::PathBuf;
+
+/// Why a plugin could not be loaded. Each names the plugin (or its file) and what
+/// to change.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Manifest(#[from] aerie_manifest::Error),
+    #[error("{}: {message}", path.display())]
+    Component { path: PathBuf, message: String },
+    /// The component imports something its world or manifest does not allow.
+    #[error("plugin `{plugin}` (world {world}) imports `{import}`: {why}")]
+    Import {
+        plugin: String,
+        world: &'static str,
+        import: String,
+        why: String,
+    },
+    /// The operator's grant or the manifest's templates do not fit together.
+    #[error("plugin `{plugin}`: {message}")]
+    Grant { plugin: String, message: String },
+}
+
+/// Why one call failed. `plugin` and `action` say where; [`Fault`] says who is
+/// to blame: the plugin's own report, a host refusal, or the sandbox stopping it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{plugin}.{action}: {fault}")]
+pub struct CallError {
+    pub plugin: String,
+    pub action: String,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fault {
+    /// The plugin returned an error (code from the WIT `error-code`).
+    #[error("{code}: {message}")]
+    Reported {
+        code: &'static str,
+        message: String,
+        retryable: bool,
+    },
+    /// The broker refused a request by policy; nothing was sent.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// The input does not match the action's schema; the plugin was not run.
+    #[error("invalid-input: {0}")]
+    InvalidInput(String),
+    #[error("no action `{action}`; the plugin offers: {offered}")]
+    UnknownAction { action: String, offered: String },
+    #[error("timeout: stopped after its {0} ms deadline")]
+    Deadline(u64),
+    #[error("internal: stopped at its memory limit of {0} MiB")]
+    Memory(u32),
+    #[error("internal: stack overflow (unbounded recursion?)")]
+    StackOverflow,
+    #[error("internal: plugin panicked: {0}")]
+    Panic(String),
+    #[error("internal: plugin trapped: {0}")]
+    Trap(String),
+    /// The host could not run the plugin at all (instantiation failed).
+    #[error("internal: {0}")]
+    Host(String),
+}
+
+impl CallError {
+    /// The error code as the WIT spells it, so that policy, plugin bugs and
+    /// upstream failures stay distinguishable for the playbook and the analyst.
+    pub fn code(&self) -> &'static str {
+        match &self.fault {
+            Fault::Reported { code, .. } => code,
+            Fault::Denied(_) => "denied",
+            Fault::InvalidInput(_) | Fault::UnknownAction { .. } => "invalid-input",
+            Fault::Deadline(_) => "timeout",
+            Fault::Memory(_)
+            | Fault::StackOverflow
+            | Fault::Panic(_)
+            | Fault::Trap(_)
+            | Fault::Host(_) => "internal",
+        }
+    }
+
+    /// Whether trying again may help: only what the plugin itself marked so.
+    pub fn retryable(&self) -> bool {
+        matches!(self.fault, Fault::Reported { retryable: true, .. })
+    }
+
+    /// The message without the `plugin.action: code:` prefix.
+    pub fn message(&self) -> String {
+        let full = self.fault.to_string();
+        let prefix = format!("{}: ", self.code());
+        full.strip_prefix(&prefix).map(str::to_owned).unwrap_or(full)
+    }
+}

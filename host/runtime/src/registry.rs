@@ -1,0 +1,115 @@
+//! The installed plugins: every `plugins_dir/*/plugin.toml`, each loaded on first
+//! use and then kept. A plugin that fails to load does not stop the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aerie_manifest::{Config, Manifest};
+use tokio::sync::OnceCell;
+
+use crate::error::LoadError;
+use crate::plugin::Plugin;
+use crate::runtime::Runtime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no plugin `{name}` in {} (installed: {installed})", dir.display())]
+    Unknown {
+        name: String,
+        dir: PathBuf,
+        installed: String,
+    },
+    #[error(transparent)]
+    Load(Arc<LoadError>),
+    #[error("{}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+}
+
+struct Entry {
+    manifest_path: PathBuf,
+    loaded: OnceCell<Result<Arc<Plugin>, Arc<LoadError>>>,
+}
+
+/// The plugins under a folder, with the operator's grants.
+pub struct Registry {
+    runtime: Runtime,
+    config: Config,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Registry {
+    /// Finds the plugins under `config.plugins_dir`. Cheap: nothing is compiled
+    /// until [`Registry::load`]. A missing folder means no plugins.
+    pub fn open(runtime: Runtime, config: &Config) -> Result<Registry, RegistryError> {
+        let dir = &config.plugins_dir;
+        let mut entries = BTreeMap::new();
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => Some(listing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(RegistryError::Dir { dir: dir.clone(), source }),
+        };
+        for item in listing.into_iter().flatten().flatten() {
+            let manifest_path = item.path().join("plugin.toml");
+            if !manifest_path.is_file() {
+                continue;
+            }
+            // The folder name is only a fallback: the manifest says the name.
+            let name = Manifest::from_file(&manifest_path)
+                .map(|m| m.name)
+                .unwrap_or_else(|_| item.file_name().to_string_lossy().into_owned());
+            entries.insert(
+                name,
+                Entry {
+                    manifest_path,
+                    loaded: OnceCell::new(),
+                },
+            );
+        }
+        Ok(Registry {
+            runtime,
+            config: config.clone(),
+            entries,
+        })
+    }
+
+    /// Names of the installed plugins, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn manifest_path(&self, name: &str) -> Option<&Path> {
+        self.entries.get(name).map(|e| e.manifest_path.as_path())
+    }
+
+    /// Loads (once) and returns the plugin called `name`.
+    pub async fn load(&self, name: &str) -> Result<Arc<Plugin>, RegistryError> {
+        let entry = self.entries.get(name).ok_or_else(|| RegistryError::Unknown {
+            name: name.to_owned(),
+            dir: self.config.plugins_dir.clone(),
+            installed: if self.entries.is_empty() {
+                "none".to_owned()
+            } else {
+                self.entries.keys().cloned().collect::<Vec<_>>().join(", ")
+            },
+        })?;
+        entry
+            .loaded
+            .get_or_init(|| async {
+                Plugin::load(&self.runtime, &entry.manifest_path, &self.config.grant(name))
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
+            .map_err(RegistryError::Load)
+    }
+
+    /// Loads a plugin from a folder or a `plugin.toml` path, outside the registry.
+    pub async fn load_path(&self, path: &Path) -> Result<Plugin, LoadError> {
+        let manifest_path = if path.is_dir() { path.join("plugin.toml") } else { path.to_owned() };
+        let manifest = Manifest::from_file(&manifest_path)?;
+        Plugin::load(&self.runtime, &manifest_path, &self.config.grant(&manifest.name)).await
+    }
+}

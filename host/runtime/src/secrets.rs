@@ -1,0 +1,145 @@
+//! Secrets: resolved from the operator's binding, held only by the broker, and
+//! scrubbed from everything the host prints or stores.
+//!
+//! A [`Secret`] has no `Display` and its `Debug` prints stars, so it cannot end
+//! up in a log line by accident. Its value leaves this module only to be written
+//! into an outgoing request by the broker.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aerie_manifest::SecretSource;
+
+/// A credential's value.
+#[derive(Clone)]
+pub struct Secret(Arc<str>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Secret {
+    /// Reads the secret from where the operator bound it. File contents lose one
+    /// trailing newline, as `echo key > file` adds one.
+    pub fn resolve(source: &SecretSource) -> Result<Secret, String> {
+        let value = match source {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                format!("it is bound to the environment variable {var}, which is not set")
+            })?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("it is bound to the file {}: {e}", path.display()))?,
+        };
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        if value.is_empty() {
+            return Err(format!("its source ({source}) is empty"));
+        }
+        Ok(Secret(value.into()))
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What replaces a secret value wherever it would have appeared.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Shortest value the redactor scrubs: replacing every `a` in a text because a
+/// test key is `a` would make the text unreadable and protect nothing.
+const MIN_REDACTED_LEN: usize = 4;
+
+/// Replaces every known secret value in text or JSON with [`REDACTED`].
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<Vec<Secret>>,
+}
+
+impl Redactor {
+    pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
+        let mut secrets: Vec<Secret> = secrets
+            .into_iter()
+            .filter(|s| s.0.len() >= MIN_REDACTED_LEN)
+            .collect();
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        Redactor {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    /// A redactor that knows the secrets of both.
+    pub fn merge(&self, other: &Redactor) -> Redactor {
+        Redactor::new(self.secrets.iter().chain(other.secrets.iter()).cloned())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in self.secrets.iter() {
+            if text.contains(secret.expose()) {
+                text = text.replace(secret.expose(), REDACTED);
+            }
+        }
+        text
+    }
+
+    /// Redacts every string (keys included) inside a JSON value.
+    pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.secrets.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(s) => Value::String(self.redact(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.redact(&k), self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn secret(value: &str) -> Secret {
+        Secret(value.into())
+    }
+
+    #[test]
+    fn redacts_text_and_json_everywhere() {
+        let r = Redactor::new([secret("s3cr3t-key"), secret("s3cr3t-key-long")]);
+        assert_eq!(r.redact("a s3cr3t-key-long b s3cr3t-key"), "a [REDACTED] b [REDACTED]");
+        assert_eq!(
+            r.redact_json(json!({"s3cr3t-key": ["x s3cr3t-key", 1], "n": null})),
+            json!({"[REDACTED]": ["x [REDACTED]", 1], "n": null})
+        );
+    }
+
+    #[test]
+    fn debug_never_prints_the_value() {
+        assert_eq!(format!("{:?}", secret("hunter22")), "Secret(***)");
+    }
+
+    #[test]
+    fn resolves_env_and_file_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "from-file\n").unwrap();
+        assert_eq!(Secret::resolve(&SecretSource::File(path)).unwrap().expose(), "from-file");
+
+        let missing = Secret::resolve(&SecretSource::Env("AERIE_TEST_SURELY_UNSET".into())).unwrap_err();
+        assert!(missing.contains("AERIE_TEST_SURELY_UNSET, which is not set"), "{missing}");
+    }
+}
