@@ -1,1 +1,12 @@
+//! aerie's end-to-end tests: real components in the real runtime, real HTTP
+//! stand-ins on 127.0.0.1, and the `aerie` binary as a user runs it.
+//!
+//! The plugins are built for wasm32-wasip2 by `cargo xtask test` before this
+//! binary runs (see `harness::wasm`).
 
+mod broker;
+mod cli;
+mod harness;
+mod sandbox;
+mod secrets;
+mod virustotal;

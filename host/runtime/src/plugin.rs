@@ -152,7 +152,11 @@ impl Plugin {
             .iter()
             .map(|entry| render(entry, "network.allow"))
             .collect::<Result<Vec<_>, _>>()?;
-        allowed.extend(operator.iter().cloned());
+        for origin in &operator {
+            if !allowed.contains(origin) {
+                allowed.push(origin.clone());
+            }
+        }
         if manifest.world == World::Step && !operator.is_empty() {
             return Err(grant_error("aerie.toml grants origins to a step plugin, which has no network".to_owned()));
         }
@@ -423,6 +427,12 @@ impl Plugin {
         match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => Fault::Deadline(self.limits.timeout_ms),
             Some(wasmtime::Trap::StackOverflow) => Fault::StackOverflow,
+            // Languages with a shadow stack in linear memory (Rust, C) overflow
+            // it into an out-of-bounds access rather than a wasm stack overflow.
+            Some(wasmtime::Trap::MemoryOutOfBounds) => Fault::Trap(
+                "out-of-bounds memory access (a plugin bug; unbounded recursion overflows the stack this way)"
+                    .to_owned(),
+            ),
             trap => {
                 let stderr = state.stderr.contents();
                 match panic_message(&String::from_utf8_lossy(&stderr)) {

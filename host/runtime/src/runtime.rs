@@ -45,14 +45,16 @@ impl Runtime {
 
         // A fresh instance per call is only cheap with pre-reserved slots.
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(2048)
+        // Each memory slot reserves address space for the largest cap, so the
+        // slot count bounds concurrent calls, not memory use.
+        pool.total_component_instances(128)
+            .total_core_instances(1024)
             .max_core_instances_per_component(64)
-            .total_memories(512)
-            .max_memories_per_component(4)
-            .total_tables(1024)
+            .total_memories(128)
+            .max_memories_per_component(1)
+            .total_tables(512)
             .max_tables_per_component(16)
-            .total_stacks(256)
+            .total_stacks(128)
             .max_memory_size(aerie_manifest::Limits::MAX_MEMORY_BYTES);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 

@@ -50,6 +50,11 @@ pub fn setting(key: &str) -> Option<String> {
     bindings::wasi::config::store::get(key).ok().flatten()
 }
 
+/// Every setting, as `(key, value)` pairs.
+pub fn settings() -> Vec<(String, String)> {
+    bindings::wasi::config::store::get_all().unwrap_or_default()
+}
+
 // The one place this crate runs `generate!`; everything generated stays private
 // except what the export macro needs.
 #[doc(hidden)]

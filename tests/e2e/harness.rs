@@ -1,0 +1,166 @@
+//! A throw-away aerie site per test: a folder with `plugins/` and `aerie.toml`,
+//! the shared runtime, and the `aerie` binary pointed at the folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, LazyLock};
+
+use aerie_manifest::Config;
+use aerie_runtime::{Plugin, Registry, Runtime, RuntimeOptions};
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The target folder this test binary was built into (`…/target/debug`'s parent).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/e2e-HASH
+    exe.ancestors().nth(3).unwrap().to_owned()
+}
+
+/// The built component for the crate `name`.
+pub fn wasm(name: &str) -> PathBuf {
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let dir = std::env::var_os("AERIE_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2").join("plugin"));
+    let path = dir.join(&file);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo xtask test`, which builds the plugins first",
+        path.display()
+    );
+    path
+}
+
+/// The `aerie` binary built next to this test.
+pub fn aerie_bin() -> PathBuf {
+    let path = target_dir().join("debug").join("aerie");
+    assert!(path.is_file(), "{} is missing: `cargo xtask test` builds it", path.display());
+    path
+}
+
+/// One runtime for all tests: compiling is cached, and each runtime reserves
+/// address space for its instance pool.
+pub fn runtime() -> Runtime {
+    static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+        Runtime::new(&RuntimeOptions {
+            cache_dir: Some(target_dir().join("aerie-test-cache")),
+        })
+        .unwrap()
+    });
+    RUNTIME.clone()
+}
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let site = Site {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(site.path().join("plugins")).unwrap();
+        site
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Installs `wasm` under `plugins/<folder>/` with the given manifest.
+    pub fn plugin(&self, folder: &str, manifest: &str, wasm: &Path) -> &Self {
+        let dir = self.path().join("plugins").join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+        std::fs::copy(wasm, dir.join("plugin.wasm")).unwrap();
+        self
+    }
+
+    /// Installs one of the repository's plugins as shipped.
+    pub fn shipped(&self, name: &str) -> &Self {
+        let manifest = std::fs::read_to_string(repo().join("plugins").join(name).join("plugin.toml")).unwrap();
+        self.plugin(name, &manifest, &wasm(name))
+    }
+
+    /// Installs the hostile test plugin, with `patch` applied to its manifest.
+    pub fn hostile(&self, folder: &str, patch: impl FnOnce(String) -> String) -> &Self {
+        let manifest = std::fs::read_to_string(repo().join("tests/plugins/hostile/plugin.toml")).unwrap();
+        self.plugin(folder, &patch(manifest), &wasm("hostile"))
+    }
+
+    pub fn config(&self, toml: &str) -> &Self {
+        std::fs::write(self.path().join("aerie.toml"), toml).unwrap();
+        self
+    }
+
+    /// Writes a file in the site and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    pub fn parsed_config(&self) -> Config {
+        let path = self.path().join("aerie.toml");
+        let mut config = if path.is_file() { Config::from_file(&path).unwrap() } else { Config::default() };
+        config.plugins_dir = self.path().join("plugins");
+        config.data_dir = self.path().join(".aerie");
+        config
+    }
+
+    pub fn registry(&self) -> Registry {
+        Registry::open(runtime(), &self.parsed_config()).unwrap()
+    }
+
+    pub async fn load(&self, name: &str) -> Arc<Plugin> {
+        match self.registry().load(name).await {
+            Ok(plugin) => plugin,
+            Err(e) => panic!("loading {name}: {e}"),
+        }
+    }
+
+    /// The `aerie` binary, run inside the site.
+    pub fn aerie(&self) -> Command {
+        let mut command = Command::new(aerie_bin());
+        command.current_dir(self.path()).env_remove("AERIE_CONFIG").env_remove("AERIE_LOG");
+        command
+    }
+}
+
+/// Output of a finished command, for assertions.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(command: &mut Command) -> Ran {
+    let out = command.output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Ran {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
