@@ -12,7 +12,11 @@ use crate::harness::Site;
 /// operator's `allow` as given.
 fn site(base_url: &str, allow: &[&str]) -> Site {
     let site = Site::new();
-    let allow = allow.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let allow = allow
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     site.hostile("hostile", |m| m).config(&format!(
         "[plugins.hostile]\nsettings = {{ base_url = {base_url:?} }}\nallow = [{allow}]\n"
     ));
@@ -26,13 +30,18 @@ async fn a_granted_origin_is_reached_and_recorded() {
     let origin = format!("http://{addr}");
     let site = site(&origin, &[&origin]);
     let plugin = site.load("hostile").await;
-    let report = plugin.call("fetch", &json!({"url": format!("{origin}/hello")})).await;
+    let report = plugin
+        .call("fetch", &json!({"url": format!("{origin}/hello")}))
+        .await;
     let output = report.result.unwrap();
     assert_eq!(output["status"], 200);
     assert_eq!(output["body"], "hello");
     assert_eq!(report.requests.len(), 1);
     let request = &report.requests[0];
-    assert_eq!((request.method.as_str(), request.status, request.bytes), ("GET", Some(200), 5));
+    assert_eq!(
+        (request.method.as_str(), request.status, request.bytes),
+        ("GET", Some(200), 5)
+    );
     assert_eq!(request.url, format!("{origin}/hello"));
     assert_eq!(request.refused, None);
     assert_eq!(upstream.received().len(), 1);
@@ -47,10 +56,15 @@ async fn an_undeclared_origin_is_denied_and_nothing_is_sent() {
     let origin = format!("http://{addr}");
     let site = site(&origin, &[&origin]);
     let plugin = site.load("hostile").await;
-    let report = plugin.call("fetch", &json!({"url": format!("http://{other}/hello")})).await;
+    let report = plugin
+        .call("fetch", &json!({"url": format!("http://{other}/hello")}))
+        .await;
     let err = report.result.unwrap_err();
     assert!(matches!(err.fault, Fault::Denied(_)), "{err}");
-    let message = err.to_string().replace(&addr.to_string(), "ALLOWED").replace(&other.to_string(), "OTHER");
+    let message = err
+        .to_string()
+        .replace(&addr.to_string(), "ALLOWED")
+        .replace(&other.to_string(), "OTHER");
     insta::assert_snapshot!(message, @"hostile.fetch: denied: http://OTHER is not an allowed origin for plugin `hostile` (allowed: http://ALLOWED, https://example.com; grant more with `allow` under [plugins.hostile] in aerie.toml)");
     assert!(upstream.received().is_empty(), "nothing may be sent");
     assert_eq!(report.requests[0].status, None);
@@ -65,7 +79,11 @@ async fn loopback_needs_the_operators_explicit_grant() {
     // The manifest allows {{ base_url }}, but the operator did not list it.
     let site = site(&origin, &[]);
     let plugin = site.load("hostile").await;
-    let err = plugin.call("fetch", &json!({"url": format!("{origin}/hello")})).await.result.unwrap_err();
+    let err = plugin
+        .call("fetch", &json!({"url": format!("{origin}/hello")}))
+        .await
+        .result
+        .unwrap_err();
     let message = err.to_string().replace(&addr.to_string(), "ADDR");
     insta::assert_snapshot!(message, @"hostile.fetch: denied: http://ADDR resolves to 127.0.0.1 (loopback); only an origin the operator lists under [plugins.hostile] allow in aerie.toml may reach such an address");
     assert!(upstream.received().is_empty());
@@ -77,7 +95,10 @@ async fn cloud_metadata_is_denied_even_when_the_manifest_allows_it() {
     let plugin = site.load("hostile").await;
     let started = std::time::Instant::now();
     let err = plugin
-        .call("fetch", &json!({"url": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}))
+        .call(
+            "fetch",
+            &json!({"url": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}),
+        )
         .await
         .result
         .unwrap_err();
@@ -93,19 +114,34 @@ async fn guest_set_credential_headers_are_refused() {
     let origin = format!("http://{addr}");
     let site = site(&origin, &[&origin]);
     let plugin = site.load("hostile").await;
-    for header in ["Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization"] {
+    for header in [
+        "Authorization",
+        "X-Api-Key",
+        "Cookie",
+        "Proxy-Authorization",
+    ] {
         let err = plugin
-            .call("fetch", &json!({"url": format!("{origin}/hello"), "headers": {header: "stolen"}}))
+            .call(
+                "fetch",
+                &json!({"url": format!("{origin}/hello"), "headers": {header: "stolen"}}),
+            )
             .await
             .result
             .unwrap_err();
         assert_eq!(err.code(), "denied", "{header}: {err}");
-        assert!(err.to_string().contains(&format!("header `{header}` is reserved")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("header `{header}` is reserved")),
+            "{err}"
+        );
     }
     assert!(upstream.received().is_empty());
     // An ordinary header passes.
     let ok = plugin
-        .call("fetch", &json!({"url": format!("{origin}/hello"), "headers": {"X-Request-Id": "42"}}))
+        .call(
+            "fetch",
+            &json!({"url": format!("{origin}/hello"), "headers": {"X-Request-Id": "42"}}),
+        )
         .await;
     assert_eq!(ok.result.unwrap()["status"], 200);
     assert!(upstream.received()[0].contains(&("x-request-id".to_owned(), "42".to_owned())));
@@ -120,7 +156,11 @@ async fn a_response_over_the_cap_is_cut_off() {
     let plugin = site.load("hostile").await;
     // 64 KiB cap in the manifest.
     assert_eq!(
-        plugin.call("fetch", &json!({"url": format!("{origin}/bytes/65536")})).await.result.unwrap()["status"],
+        plugin
+            .call("fetch", &json!({"url": format!("{origin}/bytes/65536")}))
+            .await
+            .result
+            .unwrap()["status"],
         200
     );
     let err = plugin
@@ -130,7 +170,10 @@ async fn a_response_over_the_cap_is_cut_off() {
         .unwrap_err();
     let message = err.to_string().replace(&addr.to_string(), "ADDR");
     insta::assert_snapshot!(message, @"hostile.fetch: denied: the response from http://ADDR is 200000 bytes, over the 65536-byte cap");
-    assert_eq!(plugin.call("noop", &json!({})).await.result.unwrap(), json!({}));
+    assert_eq!(
+        plugin.call("noop", &json!({})).await.result.unwrap(),
+        json!({})
+    );
 }
 
 #[tokio::test]
@@ -143,6 +186,10 @@ async fn a_slow_upstream_runs_into_the_call_deadline() {
         "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\nlimits = {{ timeout_ms = 300 }}\n"
     ));
     let plugin = site.load("hostile").await;
-    let err = plugin.call("fetch", &json!({"url": format!("{origin}/slow/5000")})).await.result.unwrap_err();
+    let err = plugin
+        .call("fetch", &json!({"url": format!("{origin}/slow/5000")}))
+        .await
+        .result
+        .unwrap_err();
     assert!(matches!(err.fault, Fault::Deadline(300)), "{err}");
 }

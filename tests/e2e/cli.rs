@@ -28,8 +28,18 @@ fn plugin_call_prints_the_result() {
 #[test]
 fn input_from_a_file() {
     let site = site();
-    site.file("in.json", r#"{"text": "md5 D41D8CD98F00B204E9800998ECF8427E"}"#);
-    let ran = run(site.aerie().args(["plugin", "call", "ioc-extract", "extract", "--input", "@in.json"]));
+    site.file(
+        "in.json",
+        r#"{"text": "md5 D41D8CD98F00B204E9800998ECF8427E"}"#,
+    );
+    let ran = run(site.aerie().args([
+        "plugin",
+        "call",
+        "ioc-extract",
+        "extract",
+        "--input",
+        "@in.json",
+    ]));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("d41d8cd98f00b204e9800998ecf8427e"));
 }
@@ -39,7 +49,14 @@ fn bad_invocations_say_what_is_wrong() {
     let site = site();
     let cases: &[(&[&str], i32, &str)] = &[
         (
-            &["plugin", "call", "ioc-extract", "extract", "--input", "{text"],
+            &[
+                "plugin",
+                "call",
+                "ioc-extract",
+                "extract",
+                "--input",
+                "{text",
+            ],
             2,
             "aerie: --input is not valid JSON: key must be a string at line 1 column 2",
         ),
@@ -49,7 +66,14 @@ fn bad_invocations_say_what_is_wrong() {
             "aerie: ioc-extract.extract: invalid-input: input: \"text\" is a required property",
         ),
         (
-            &["plugin", "call", "ioc-extract", "summarise", "--input", "{}"],
+            &[
+                "plugin",
+                "call",
+                "ioc-extract",
+                "summarise",
+                "--input",
+                "{}",
+            ],
             1,
             "aerie: ioc-extract.summarise: no action `summarise`; the plugin offers: extract",
         ),
@@ -59,7 +83,14 @@ fn bad_invocations_say_what_is_wrong() {
             "aerie: no plugin `jira` in plugins (installed: ioc-extract)",
         ),
         (
-            &["plugin", "call", "ioc-extract", "extract", "--input", "@missing.json"],
+            &[
+                "plugin",
+                "call",
+                "ioc-extract",
+                "extract",
+                "--input",
+                "@missing.json",
+            ],
             2,
             "aerie: --input @missing.json: No such file or directory (os error 2)",
         ),
@@ -77,13 +108,26 @@ fn bad_invocations_say_what_is_wrong() {
 fn jsonl_answers_each_line_in_order_and_fails_at_the_end() {
     let site = site();
     let input = "{\"text\": \"1.1.1.1\"}\nnot json\n{\"text\": \"2.2.2.2\"}\n{\"txt\": 3}\n";
-    let ran = run_with_stdin(site.aerie().args(["plugin", "call", "ioc-extract", "extract", "--jsonl"]), input);
+    let ran = run_with_stdin(
+        site.aerie()
+            .args(["plugin", "call", "ioc-extract", "extract", "--jsonl"]),
+        input,
+    );
     assert_eq!(ran.code, 1);
-    let lines: Vec<serde_json::Value> = ran.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = ran
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["ipv4"], serde_json::json!(["1.1.1.1"]));
     assert_eq!(lines[1]["error"]["code"], "invalid-input");
-    assert!(lines[1]["error"]["message"].as_str().unwrap().starts_with("line 2 is not JSON"));
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2 is not JSON")
+    );
     assert_eq!(lines[2]["ipv4"], serde_json::json!(["2.2.2.2"]));
     assert_eq!(lines[3]["error"]["code"], "invalid-input");
     assert_eq!(ran.stderr.trim(), "aerie: 2 of the inputs failed");
@@ -92,8 +136,14 @@ fn jsonl_answers_each_line_in_order_and_fails_at_the_end() {
 #[test]
 fn jsonl_handles_a_large_batch_in_one_process() {
     let site = site();
-    let input: String = (0..2000).map(|i| format!("{{\"text\": \"10.0.{}.{}\"}}\n", i / 256, i % 256)).collect();
-    let ran = run_with_stdin(site.aerie().args(["plugin", "call", "ioc-extract", "extract", "--jsonl"]), &input);
+    let input: String = (0..2000)
+        .map(|i| format!("{{\"text\": \"10.0.{}.{}\"}}\n", i / 256, i % 256))
+        .collect();
+    let ran = run_with_stdin(
+        site.aerie()
+            .args(["plugin", "call", "ioc-extract", "extract", "--jsonl"]),
+        &input,
+    );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let lines: Vec<&str> = ran.stdout.lines().collect();
     assert_eq!(lines.len(), 2000);
@@ -110,12 +160,17 @@ fn list_and_inspect() {
     assert_eq!(list[0]["world"], "step");
     assert_eq!(list[0]["actions"], serde_json::json!(["extract"]));
 
-    let ran = run(site.aerie().args(["plugin", "inspect", "plugins/ioc-extract", "--json"]));
+    let ran = run(site
+        .aerie()
+        .args(["plugin", "inspect", "plugins/ioc-extract", "--json"]));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let view: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(view["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(view["allowed_origins"], serde_json::json!([]));
-    assert_eq!(view["actions"][0]["input_schema"]["required"], serde_json::json!(["text"]));
+    assert_eq!(
+        view["actions"][0]["input_schema"]["required"],
+        serde_json::json!(["text"])
+    );
 }
 
 #[test]

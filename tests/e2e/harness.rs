@@ -10,7 +10,10 @@ use aerie_runtime::{Plugin, Registry, Runtime, RuntimeOptions};
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// The target folder this test binary was built into (`…/target/debug`'s parent).
@@ -38,7 +41,11 @@ pub fn wasm(name: &str) -> PathBuf {
 /// The `aerie` binary built next to this test.
 pub fn aerie_bin() -> PathBuf {
     let path = target_dir().join("debug").join("aerie");
-    assert!(path.is_file(), "{} is missing: `cargo xtask test` builds it", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo xtask test` builds it",
+        path.display()
+    );
     path
 }
 
@@ -82,13 +89,15 @@ impl Site {
 
     /// Installs one of the repository's plugins as shipped.
     pub fn shipped(&self, name: &str) -> &Self {
-        let manifest = std::fs::read_to_string(repo().join("plugins").join(name).join("plugin.toml")).unwrap();
+        let manifest =
+            std::fs::read_to_string(repo().join("plugins").join(name).join("plugin.toml")).unwrap();
         self.plugin(name, &manifest, &wasm(name))
     }
 
     /// Installs the hostile test plugin, with `patch` applied to its manifest.
     pub fn hostile(&self, folder: &str, patch: impl FnOnce(String) -> String) -> &Self {
-        let manifest = std::fs::read_to_string(repo().join("tests/plugins/hostile/plugin.toml")).unwrap();
+        let manifest =
+            std::fs::read_to_string(repo().join("tests/plugins/hostile/plugin.toml")).unwrap();
         self.plugin(folder, &patch(manifest), &wasm("hostile"))
     }
 
@@ -106,7 +115,11 @@ impl Site {
 
     pub fn parsed_config(&self) -> Config {
         let path = self.path().join("aerie.toml");
-        let mut config = if path.is_file() { Config::from_file(&path).unwrap() } else { Config::default() };
+        let mut config = if path.is_file() {
+            Config::from_file(&path).unwrap()
+        } else {
+            Config::default()
+        };
         config.plugins_dir = self.path().join("plugins");
         config.data_dir = self.path().join(".aerie");
         config
@@ -126,7 +139,10 @@ impl Site {
     /// The `aerie` binary, run inside the site.
     pub fn aerie(&self) -> Command {
         let mut command = Command::new(aerie_bin());
-        command.current_dir(self.path()).env_remove("AERIE_CONFIG").env_remove("AERIE_LOG");
+        command
+            .current_dir(self.path())
+            .env_remove("AERIE_CONFIG")
+            .env_remove("AERIE_LOG");
         command
     }
 }
@@ -156,7 +172,12 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Ran {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     Ran {
         code: out.status.code().unwrap_or(-1),

@@ -7,6 +7,7 @@
 mod broker;
 mod cli;
 mod harness;
+mod playbook;
 mod sandbox;
 mod secrets;
 mod virustotal;

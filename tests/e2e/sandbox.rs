@@ -44,8 +44,13 @@ async fn a_memory_bomb_hits_the_memory_cap() {
     let site = site();
     let plugin = site.load("hostile").await;
     // Within the 32 MiB cap, allocation works.
-    assert_eq!(call(&plugin, "alloc", json!({"mb": 4})).await.unwrap(), json!({"allocated_mb": 4}));
-    let err = call(&plugin, "alloc", json!({"mb": 1024})).await.unwrap_err();
+    assert_eq!(
+        call(&plugin, "alloc", json!({"mb": 4})).await.unwrap(),
+        json!({"allocated_mb": 4})
+    );
+    let err = call(&plugin, "alloc", json!({"mb": 1024}))
+        .await
+        .unwrap_err();
     insta::assert_snapshot!(err, @"hostile.alloc: internal: stopped at its memory limit of 32 MiB");
     still_serves(&plugin).await;
 }
@@ -54,8 +59,15 @@ async fn a_memory_bomb_hits_the_memory_cap() {
 async fn unbounded_recursion_is_stopped() {
     let site = site();
     let plugin = site.load("hostile").await;
-    assert_eq!(call(&plugin, "recurse", json!({"depth": 1000})).await.unwrap(), json!({"depth": 1001}));
-    let err = call(&plugin, "recurse", json!({"depth": 1_000_000_000u64})).await.unwrap_err();
+    assert_eq!(
+        call(&plugin, "recurse", json!({"depth": 1000}))
+            .await
+            .unwrap(),
+        json!({"depth": 1001})
+    );
+    let err = call(&plugin, "recurse", json!({"depth": 1_000_000_000u64}))
+        .await
+        .unwrap_err();
     insta::assert_snapshot!(err, @"hostile.recurse: internal: plugin trapped: out-of-bounds memory access (a plugin bug; unbounded recursion overflows the stack this way)");
     still_serves(&plugin).await;
 }
@@ -64,10 +76,21 @@ async fn unbounded_recursion_is_stopped() {
 async fn a_panic_is_reported_with_its_message() {
     let site = site();
     let plugin = site.load("hostile").await;
-    let err = call(&plugin, "panic", json!({"message": "kaboom: the plugin is broken"})).await.unwrap_err();
+    let err = call(
+        &plugin,
+        "panic",
+        json!({"message": "kaboom: the plugin is broken"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "internal");
-    let Fault::Panic(message) = &err.fault else { panic!("{err}") };
-    assert!(message.starts_with("kaboom: the plugin is broken (at "), "{message}");
+    let Fault::Panic(message) = &err.fault else {
+        panic!("{err}")
+    };
+    assert!(
+        message.starts_with("kaboom: the plugin is broken (at "),
+        "{message}"
+    );
     still_serves(&plugin).await;
 }
 
@@ -75,15 +98,23 @@ async fn a_panic_is_reported_with_its_message() {
 async fn the_sandbox_has_no_environment_arguments_or_files() {
     let site = site();
     let plugin = site.load("hostile").await;
-    let seen = call(&plugin, "observe", json!({"needle": "PATH="})).await.unwrap();
+    let seen = call(&plugin, "observe", json!({"needle": "PATH="}))
+        .await
+        .unwrap();
     assert_eq!(seen["seen"]["env"], json!([]));
     assert_eq!(seen["seen"]["args"], json!([]));
-    assert_eq!(seen["seen"]["root"], Value::Null, "no filesystem is mounted");
+    assert_eq!(
+        seen["seen"]["root"],
+        Value::Null,
+        "no filesystem is mounted"
+    );
     assert_eq!(seen["seen"]["data"], Value::Null);
     assert_eq!(seen["seen"]["etc_passwd"], Value::Null);
     assert_eq!(seen["needle_seen"], json!(false));
 
-    let err = call(&plugin, "read", json!({"path": "/etc/hostname"})).await.unwrap_err();
+    let err = call(&plugin, "read", json!({"path": "/etc/hostname"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "not-found");
     still_serves(&plugin).await;
 }
@@ -99,8 +130,15 @@ async fn a_granted_data_folder_is_read_only_and_all_there_is() {
         data.display().to_string()
     ));
     let plugin = site.load("hostile").await;
-    assert_eq!(call(&plugin, "read", json!({"path": "/data/model.txt"})).await.unwrap(), json!({"text": "weights"}));
-    let seen = call(&plugin, "observe", json!({"needle": "x"})).await.unwrap();
+    assert_eq!(
+        call(&plugin, "read", json!({"path": "/data/model.txt"}))
+            .await
+            .unwrap(),
+        json!({"text": "weights"})
+    );
+    let seen = call(&plugin, "observe", json!({"needle": "x"}))
+        .await
+        .unwrap();
     assert_eq!(seen["seen"]["data"], json!(["model.txt"]));
 }
 
@@ -108,7 +146,9 @@ async fn a_granted_data_folder_is_read_only_and_all_there_is() {
 async fn input_is_checked_against_the_schema_before_the_plugin_runs() {
     let site = site();
     let plugin = site.load("hostile").await;
-    let err = call(&plugin, "alloc", json!({"mb": "lots"})).await.unwrap_err();
+    let err = call(&plugin, "alloc", json!({"mb": "lots"}))
+        .await
+        .unwrap_err();
     assert!(matches!(err.fault, Fault::InvalidInput(_)), "{err}");
     insta::assert_snapshot!(err, @r#"hostile.alloc: invalid-input: input/mb: "lots" is not of type "integer""#);
     let err = call(&plugin, "launch", json!({})).await.unwrap_err();
@@ -126,8 +166,12 @@ async fn a_step_plugin_that_imports_http_is_refused_at_load() {
         format!("{}{}", &m[..cut], &m[limits..])
     });
     let err = site.registry().load("hostile").await.unwrap_err();
-    let RegistryError::Load(load) = &err else { panic!("{err}") };
-    let LoadError::Import { import, .. } = &**load else { panic!("{err}") };
+    let RegistryError::Load(load) = &err else {
+        panic!("{err}")
+    };
+    let LoadError::Import { import, .. } = &**load else {
+        panic!("{err}")
+    };
     assert!(import.starts_with("wasi:http/"), "{import}");
     let message = err.to_string().replace(import.as_str(), "IMPORT");
     insta::assert_snapshot!(message, @r#"plugin `hostile` (world step) imports `IMPORT`: a step plugin has no network; declare world = "integration" in plugin.toml if it must call out"#);
@@ -136,8 +180,15 @@ async fn a_step_plugin_that_imports_http_is_refused_at_load() {
 #[tokio::test]
 async fn a_manifest_that_disagrees_with_the_component_is_refused() {
     let site = Site::new();
-    site.hostile("hostile", |m| m.replace("\"read\"]", "\"read\", \"delete-everything\"]"));
-    let err = site.registry().load("hostile").await.unwrap_err().to_string();
+    site.hostile("hostile", |m| {
+        m.replace("\"read\"]", "\"read\", \"delete-everything\"]")
+    });
+    let err = site
+        .registry()
+        .load("hostile")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.ends_with("the component offers actions [alloc, fetch, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, delete-everything, fetch, noop, observe, panic, read, recurse, spin]"),
         "{err}"

@@ -21,7 +21,10 @@ async fn the_plugin_never_sees_the_secret_it_uses() {
     ));
     let plugin = site.load("hostile").await;
     let report = plugin
-        .call("observe", &json!({"url": format!("{origin}/hello"), "needle": SECRET}))
+        .call(
+            "observe",
+            &json!({"url": format!("{origin}/hello"), "needle": SECRET}),
+        )
         .await;
     let output = report.result.unwrap();
 
@@ -30,7 +33,10 @@ async fn the_plugin_never_sees_the_secret_it_uses() {
     assert_eq!(output["seen"]["response"]["body"], "hello");
     // On the wire: the broker injected it for the granted origin.
     let sent = upstream.received();
-    assert!(sent[0].contains(&("x-apikey".to_owned(), SECRET.to_owned())), "{sent:?}");
+    assert!(
+        sent[0].contains(&("x-apikey".to_owned(), SECRET.to_owned())),
+        "{sent:?}"
+    );
     // And nowhere in what the host keeps.
     let kept = format!("{output} {:?} {:?}", report.requests, report.logs);
     assert!(!kept.contains(SECRET));
@@ -51,19 +57,28 @@ async fn credentials_go_only_to_their_own_hosts() {
         key.display().to_string()
     ));
     let plugin = site.load("hostile").await;
-    plugin.call("fetch", &json!({"url": format!("{other}/hello")})).await.result.unwrap();
+    plugin
+        .call("fetch", &json!({"url": format!("{other}/hello")}))
+        .await
+        .result
+        .unwrap();
     let sent = upstream.received();
-    assert!(sent[0].iter().all(|(name, value)| name != "x-apikey" && !value.contains(SECRET)), "{sent:?}");
+    assert!(
+        sent[0]
+            .iter()
+            .all(|(name, value)| name != "x-apikey" && !value.contains(SECRET)),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
-async fn an_unset_secret_is_a_clear_load_error() {
+async fn an_unset_secret_is_a_clear_error_at_call_time() {
     let site = Site::new();
     site.hostile("hostile", |m| m)
         .config("[plugins.hostile]\ncredentials.api_key = { env = \"AERIE_E2E_SURELY_UNSET\" }\n");
     let ran = run(site.aerie().args(["plugin", "call", "hostile", "noop"]));
     assert_eq!(ran.code, 1);
-    insta::assert_snapshot!(ran.stderr.trim(), @"aerie: plugin `hostile`: credential `api_key`: it is bound to the environment variable AERIE_E2E_SURELY_UNSET, which is not set");
+    insta::assert_snapshot!(ran.stderr.trim(), @"aerie: hostile.noop: internal: not configured: credential `api_key`: it is bound to the environment variable AERIE_E2E_SURELY_UNSET, which is not set");
 }
 
 #[tokio::test]
@@ -71,10 +86,17 @@ async fn inspect_names_credentials_and_their_binding_but_never_the_value() {
     let site = Site::new();
     site.hostile("hostile", |m| m)
         .config("[plugins.hostile]\ncredentials.api_key = { env = \"AERIE_E2E_KEY\" }\n");
-    for args in [&["plugin", "inspect", "hostile", "--json"][..], &["plugin", "inspect", "hostile"][..]] {
+    for args in [
+        &["plugin", "inspect", "hostile", "--json"][..],
+        &["plugin", "inspect", "hostile"][..],
+    ] {
         let ran = run(site.aerie().args(args).env("AERIE_E2E_KEY", SECRET));
         assert_eq!(ran.code, 0, "{}", ran.stderr);
-        assert!(ran.stdout.contains("api_key") && ran.stdout.contains("AERIE_E2E_KEY"), "{}", ran.stdout);
+        assert!(
+            ran.stdout.contains("api_key") && ran.stdout.contains("AERIE_E2E_KEY"),
+            "{}",
+            ran.stdout
+        );
         assert!(!ran.stdout.contains(SECRET) && !ran.stderr.contains(SECRET));
     }
 }

@@ -26,7 +26,11 @@ async fn fixture(key_given: &str) -> Fixture {
         "[plugins.virustotal]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
         key.display().to_string()
     ));
-    Fixture { site, vt, _server: server }
+    Fixture {
+        site,
+        vt,
+        _server: server,
+    }
 }
 
 async fn lookup(plugin: &Plugin, input: Value) -> Value {
@@ -46,7 +50,12 @@ async fn looks_up_every_kind_of_indicator() {
         ("185.220.101.1", "ip", "malicious", 12),
         ("8.8.8.8", "ip", "clean", 0),
         ("sketchy-downloads.net", "domain", "suspicious", 0),
-        ("http://login-paypal-secure.com/verify", "url", "malicious", 9),
+        (
+            "http://login-paypal-secure.com/verify",
+            "url",
+            "malicious",
+            9,
+        ),
     ];
     for (indicator, kind, verdict, malicious) in cases {
         let out = lookup(&plugin, json!({"indicator": indicator})).await;
@@ -58,8 +67,15 @@ async fn looks_up_every_kind_of_indicator() {
     let paths: Vec<String> = f.vt.received().into_iter().map(|r| r.path).collect();
     assert_eq!(paths[4], "/api/v3/domains/sketchy-downloads.net");
     // URL ids are the unpadded base64url of the URL.
-    assert_eq!(paths[5], "/api/v3/urls/aHR0cDovL2xvZ2luLXBheXBhbC1zZWN1cmUuY29tL3ZlcmlmeQ");
-    assert!(f.vt.received().iter().all(|r| r.api_key.as_deref() == Some(KEY)));
+    assert_eq!(
+        paths[5],
+        "/api/v3/urls/aHR0cDovL2xvZ2luLXBheXBhbC1zZWN1cmUuY29tL3ZlcmlmeQ"
+    );
+    assert!(
+        f.vt.received()
+            .iter()
+            .all(|r| r.api_key.as_deref() == Some(KEY))
+    );
 }
 
 #[tokio::test]
@@ -87,14 +103,21 @@ async fn not_found_is_an_answer_not_an_error() {
     let f = fixture(KEY).await;
     let plugin = f.site.load("virustotal").await;
     let out = lookup(&plugin, json!({"indicator": "never-seen-before.org"})).await;
-    assert_eq!((out["found"].clone(), out["verdict"].clone()), (json!(false), json!("unknown")));
+    assert_eq!(
+        (out["found"].clone(), out["verdict"].clone()),
+        (json!(false), json!("unknown"))
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_key_is_unauthorized() {
     let f = fixture("wrong-key-000").await;
     let plugin = f.site.load("virustotal").await;
-    let err = plugin.call("lookup", &json!({"indicator": "8.8.8.8"})).await.result.unwrap_err();
+    let err = plugin
+        .call("lookup", &json!({"indicator": "8.8.8.8"}))
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.code(), "unauthorized");
     assert!(!err.retryable());
     insta::assert_snapshot!(err, @"virustotal.lookup: unauthorized: VirusTotal refused the API key (WrongCredentialsError: Wrong API key)");
@@ -106,7 +129,11 @@ async fn an_exhausted_quota_is_rate_limited_and_retryable() {
     f.vt.set_quota(Some(1));
     let plugin = f.site.load("virustotal").await;
     lookup(&plugin, json!({"indicator": "8.8.8.8"})).await;
-    let err = plugin.call("lookup", &json!({"indicator": "8.8.8.8"})).await.result.unwrap_err();
+    let err = plugin
+        .call("lookup", &json!({"indicator": "8.8.8.8"}))
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.code(), "rate-limited");
     assert!(err.retryable());
 }
@@ -115,7 +142,11 @@ async fn an_exhausted_quota_is_rate_limited_and_retryable() {
 async fn an_indicator_of_unknown_shape_is_invalid_input() {
     let f = fixture(KEY).await;
     let plugin = f.site.load("virustotal").await;
-    let err = plugin.call("lookup", &json!({"indicator": "hello world"})).await.result.unwrap_err();
+    let err = plugin
+        .call("lookup", &json!({"indicator": "hello world"}))
+        .await
+        .result
+        .unwrap_err();
     insta::assert_snapshot!(err, @r#"virustotal.lookup: invalid-input: cannot tell what `hello world` is: give "type" (file, ip, domain or url)"#);
     assert!(f.vt.received().is_empty());
 }

@@ -10,7 +10,9 @@ pub mod virustotal;
 use std::net::SocketAddr;
 
 /// Serves `router` on an ephemeral 127.0.0.1 port until the task is dropped.
-pub async fn serve(router: axum::Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    router: axum::Router,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {

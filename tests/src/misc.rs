@@ -20,7 +20,10 @@ impl Upstream {
 
     /// The headers of every request received, in order.
     pub fn received(&self) -> Vec<Vec<(String, String)>> {
-        self.headers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.headers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -41,9 +44,17 @@ async fn record(
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    up.headers.lock().unwrap_or_else(|e| e.into_inner()).push(headers);
+    up.headers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(headers);
     next.run(request).await
 }
 

@@ -19,7 +19,14 @@ use serde_json::{Value, json};
 pub const FIXTURES: &[(&str, &str, u64, u64, u64, u64)] = &[
     // EICAR test file.
     ("files", "44d88612fea8a8f36de82e1278abb02f", 62, 0, 0, 10),
-    ("files", "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f", 62, 0, 0, 10),
+    (
+        "files",
+        "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+        62,
+        0,
+        0,
+        10,
+    ),
     // The empty file.
     ("files", "d41d8cd98f00b204e9800998ecf8427e", 0, 0, 0, 72),
     ("ip_addresses", "8.8.8.8", 0, 0, 62, 30),
@@ -28,7 +35,14 @@ pub const FIXTURES: &[(&str, &str, u64, u64, u64, u64)] = &[
     ("domains", "login-paypal-secure.com", 14, 3, 40, 35),
     ("domains", "sketchy-downloads.net", 0, 2, 55, 35),
     // base64url("http://login-paypal-secure.com/verify")
-    ("urls", "aHR0cDovL2xvZ2luLXBheXBhbC1zZWN1cmUuY29tL3ZlcmlmeQ", 9, 1, 60, 20),
+    (
+        "urls",
+        "aHR0cDovL2xvZ2luLXBheXBhbC1zZWN1cmUuY29tL3ZlcmlmeQ",
+        9,
+        1,
+        60,
+        20,
+    ),
 ];
 
 /// What the stand-in received.
@@ -61,7 +75,10 @@ impl StandIn {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -72,7 +89,11 @@ impl StandIn {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 async fn object(
@@ -80,21 +101,37 @@ async fn object(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let api_key = header("x-apikey");
-    vt.received.lock().unwrap_or_else(|e| e.into_inner()).push(Received {
-        path: format!("/api/v3/{collection}/{id}"),
-        api_key: api_key.clone(),
-        authorization: header("authorization"),
-    });
+    vt.received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Received {
+            path: format!("/api/v3/{collection}/{id}"),
+            api_key: api_key.clone(),
+            authorization: header("authorization"),
+        });
     if api_key.as_deref() != Some(vt.key.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "WrongCredentialsError", "Wrong API key");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "WrongCredentialsError",
+            "Wrong API key",
+        );
     }
     {
         let mut quota = vt.quota.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(remaining) = quota.as_mut() {
             if *remaining == 0 {
-                return error(StatusCode::TOO_MANY_REQUESTS, "QuotaExceededError", "Quota exceeded");
+                return error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "QuotaExceededError",
+                    "Quota exceeded",
+                );
             }
             *remaining -= 1;
         }
@@ -110,7 +147,11 @@ async fn object(
         .iter()
         .find(|(c, i, ..)| *c == collection && i.eq_ignore_ascii_case(&id));
     let Some(&(_, fixture_id, malicious, suspicious, harmless, undetected)) = found else {
-        return error(StatusCode::NOT_FOUND, "NotFoundError", &format!("{id} not found"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundError",
+            &format!("{id} not found"),
+        );
     };
     let body: Value = json!({
         "data": {

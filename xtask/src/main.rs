@@ -1,1 +1,199 @@
-fn main() {}
+//! `cargo xtask`: the project's entry points, so a fresh machine needs only cargo.
+//!
+//! - `cargo xtask build`: the host in release, every plugin for wasm32-wasip2,
+//!   each installed as `plugins/<name>/plugin.wasm` where the host looks.
+//! - `cargo xtask demo [TEXT]`: build, then run `playbooks/enrich-ioc.yaml` on
+//!   the embedded default store; against a local VirusTotal stand-in unless
+//!   `VT_API_KEY` is set, in which case against the real API.
+//! - `cargo xtask test`: build the plugins and run every test.
+//! - `cargo xtask bench`: the benchmarks behind BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+/// Shipped plugins: crate name and folder under `plugins/`.
+const PLUGINS: &[&str] = &["ioc-extract", "virustotal"];
+/// Guest crates only the tests use.
+const TEST_PLUGINS: &[&str] = &["hostile"];
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("build") => build(),
+        Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("starting {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata")?;
+    Ok(PathBuf::from(
+        meta["target_directory"]
+            .as_str()
+            .context("target_directory")?,
+    ))
+}
+
+/// Installs the wasm target when the toolchain lacks it.
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => run(Command::new("rustup").args(["target", "add", WASM_TARGET])),
+        // No rustup: trust the toolchain, and let cargo say if the target is missing.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds the guest crates; returns the folder holding their `.wasm` files.
+fn build_plugins(crates: &[&str]) -> anyhow::Result<PathBuf> {
+    ensure_wasm_target()?;
+    let mut command = cargo();
+    command.args(["build", "--profile", "plugin", "--target", WASM_TARGET]);
+    for name in crates {
+        command.args(["-p", name]);
+    }
+    run(&mut command)?;
+    Ok(target_dir()?.join(WASM_TARGET).join("plugin"))
+}
+
+fn wasm_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn build() -> anyhow::Result<()> {
+    let dir = build_plugins(PLUGINS)?;
+    for name in PLUGINS {
+        let to = Path::new("plugins").join(name).join("plugin.wasm");
+        std::fs::copy(wasm_file(&dir, name), &to)
+            .with_context(|| format!("installing {}", to.display()))?;
+        println!("installed {}", to.display());
+    }
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aerie",
+        "-p",
+        "aerie-tests",
+        "--bin",
+        "aerie",
+        "--bin",
+        "vt-standin",
+    ]))
+}
+
+const DEMO_TEXT: &str = "Phishing report: the mail from billing@login-paypal-secure[.]com links to \
+hxxp://login-paypal-secure[.]com/verify; the attachment (MD5 44d88612fea8a8f36de82e1278abb02f) \
+beacons to 185.220.101.1 and resolves names via 8.8.8.8.";
+
+fn demo(text: Option<&str>) -> anyhow::Result<()> {
+    build()?;
+    let release = target_dir()?.join("release");
+    let data = Path::new(".aerie");
+    std::fs::create_dir_all(data)?;
+    let config = data.join("demo.toml");
+    let mut aerie = Command::new(release.join("aerie"));
+    let input = serde_json::json!({ "text": text.unwrap_or(DEMO_TEXT) }).to_string();
+
+    let mut stand_in = None;
+    if std::env::var_os("VT_API_KEY").is_some() {
+        println!("VT_API_KEY is set: looking up in the real VirusTotal API");
+        std::fs::write(
+            &config,
+            "[plugins.virustotal]\ncredentials.api_key = { env = \"VT_API_KEY\" }\n",
+        )?;
+    } else {
+        let key = format!("demo-{}", std::process::id());
+        let mut child = Command::new(release.join("vt-standin"))
+            .arg(&key)
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the VirusTotal stand-in")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().context("stand-in stdout")?),
+            &mut line,
+        )?;
+        let url = line.trim().to_owned();
+        println!("VT_API_KEY is not set: using the VirusTotal stand-in at {url}");
+        std::fs::write(
+            &config,
+            format!(
+                "[plugins.virustotal]\nsettings = {{ base_url = \"{url}\" }}\nallow = [\"{url}\"]\ncredentials.api_key = {{ env = \"VT_API_KEY\" }}\n"
+            ),
+        )?;
+        aerie.env("VT_API_KEY", key);
+        stand_in = Some(child);
+    }
+    let status = aerie
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "playbooks/enrich-ioc.yaml", "--input", &input])
+        .status();
+    if let Some(mut child) = stand_in {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if !status?.success() {
+        bail!("the demo run failed");
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    let all: Vec<&str> = PLUGINS.iter().chain(TEST_PLUGINS).copied().collect();
+    let dir = build_plugins(&all)?;
+    // The end-to-end tests run the debug `aerie` binary as a user would.
+    run(cargo().args(["build", "-p", "aerie"]))?;
+    run(cargo()
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("AERIE_WASM_DIR", &dir))
+}
+
+fn bench(extra: &[String]) -> anyhow::Result<()> {
+    let dir = build_plugins(&["ioc-extract", "hostile"])?;
+    run(cargo()
+        .args(["bench", "-p", "aerie-runtime"])
+        .args(extra)
+        .env("AERIE_WASM_DIR", &dir))
+}

@@ -16,7 +16,9 @@ pub struct Context {
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Ok(Config::from_file(path)?),
-        None if Path::new("aerie.toml").is_file() => Ok(Config::from_file(Path::new("aerie.toml"))?),
+        None if Path::new("aerie.toml").is_file() => {
+            Ok(Config::from_file(Path::new("aerie.toml"))?)
+        }
         None => Ok(Config::default()),
     }
 }

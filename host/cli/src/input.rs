@@ -23,12 +23,14 @@ pub fn parse(arg: Option<&str>) -> anyhow::Result<Value> {
             (text, "stdin".to_owned())
         }
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--input @{path}: {e}")))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--input @{path}: {e}")))?;
             (text, path.to_owned())
         }
         None => (arg.to_owned(), "--input".to_owned()),
     };
-    serde_json::from_str(&text).map_err(|e| UsageError(format!("{origin} is not valid JSON: {e}")).into())
+    serde_json::from_str(&text)
+        .map_err(|e| UsageError(format!("{origin} is not valid JSON: {e}")).into())
 }
 
 #[cfg(test)]
@@ -37,17 +39,29 @@ mod tests {
 
     #[test]
     fn inline_file_and_errors() {
-        assert_eq!(parse(Some(r#"{"a":1}"#)).unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(
+            parse(Some(r#"{"a":1}"#)).unwrap(),
+            serde_json::json!({"a": 1})
+        );
         assert_eq!(parse(None).unwrap(), serde_json::json!({}));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.json");
         std::fs::write(&path, "[1, 2]").unwrap();
-        assert_eq!(parse(Some(&format!("@{}", path.display()))).unwrap(), serde_json::json!([1, 2]));
+        assert_eq!(
+            parse(Some(&format!("@{}", path.display()))).unwrap(),
+            serde_json::json!([1, 2])
+        );
 
         let err = parse(Some("{nope")).unwrap_err();
         assert!(err.is::<UsageError>());
-        assert_eq!(err.to_string(), "--input is not valid JSON: key must be a string at line 1 column 2");
+        assert_eq!(
+            err.to_string(),
+            "--input is not valid JSON: key must be a string at line 1 column 2"
+        );
         let err = parse(Some("@/no/such/file")).unwrap_err();
-        assert!(err.to_string().starts_with("--input @/no/such/file: "), "{err}");
+        assert!(
+            err.to_string().starts_with("--input @/no/such/file: "),
+            "{err}"
+        );
     }
 }

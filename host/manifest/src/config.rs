@@ -213,7 +213,10 @@ credentials.token = { file = "/run/secrets/jira" }
         let vt = &config.plugins["virustotal"];
         assert_eq!(vt.settings_text()["base_url"], "http://127.0.0.1:8080");
         assert_eq!(vt.settings_text()["retries"], "3");
-        assert_eq!(vt.credentials["api_key"], SecretSource::Env("VT_API_KEY".into()));
+        assert_eq!(
+            vt.credentials["api_key"],
+            SecretSource::Env("VT_API_KEY".into())
+        );
         assert_eq!(vt.limits.timeout_ms, Some(10_000));
         assert_eq!(
             config.plugins["jira"].credentials["token"],

@@ -54,7 +54,11 @@ impl fmt::Display for Loc<'_> {
 }
 
 impl Error {
-    pub(crate) fn invalid(path: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        path: &Path,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
             path: path.to_owned(),
             field: field.into(),
@@ -65,10 +69,15 @@ impl Error {
 
 /// Parses `source` as TOML into `T`, turning serde's error into one that names the
 /// file, the line and the column.
-pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, source: &str) -> Result<T, Error> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    source: &str,
+) -> Result<T, Error> {
     toml::from_str(source).map_err(|err| Error::Parse {
         path: path.to_owned(),
-        location: err.span().map(|span| Location::of_offset(source, span.start)),
+        location: err
+            .span()
+            .map(|span| Location::of_offset(source, span.start)),
         message: err.message().trim().to_owned(),
     })
 }

@@ -172,11 +172,19 @@ impl Limits {
             return Err(Error::invalid(
                 path,
                 format!("{field}.memory_mb"),
-                format!("must be between 1 and {}, got {}", Self::MAX_MEMORY_MB, self.memory_mb),
+                format!(
+                    "must be between 1 and {}, got {}",
+                    Self::MAX_MEMORY_MB,
+                    self.memory_mb
+                ),
             ));
         }
         if self.timeout_ms == 0 {
-            return Err(Error::invalid(path, format!("{field}.timeout_ms"), "must be positive"));
+            return Err(Error::invalid(
+                path,
+                format!("{field}.timeout_ms"),
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -201,12 +209,18 @@ impl Manifest {
             return Err(Error::invalid(path, "version", "must not be empty"));
         }
         if self.actions.is_empty() {
-            return Err(Error::invalid(path, "actions", "a plugin offers at least one action"));
+            return Err(Error::invalid(
+                path,
+                "actions",
+                "a plugin offers at least one action",
+            ));
         }
         for action in &self.actions {
             validate_name(action).map_err(|m| Error::invalid(path, "actions", m))?;
         }
-        if self.world == World::Step && (!self.network.allow.is_empty() || !self.credentials.is_empty()) {
+        if self.world == World::Step
+            && (!self.network.allow.is_empty() || !self.credentials.is_empty())
+        {
             return Err(Error::invalid(
                 path,
                 "world",
@@ -214,7 +228,8 @@ impl Manifest {
             ));
         }
         for (name, cred) in &self.credentials {
-            validate_name(name).map_err(|m| Error::invalid(path, format!("credentials.{name}"), m))?;
+            validate_name(name)
+                .map_err(|m| Error::invalid(path, format!("credentials.{name}"), m))?;
             if cred.hosts.is_empty() {
                 return Err(Error::invalid(
                     path,
@@ -301,7 +316,10 @@ hosts = ["{{ base_url }}"]
         assert_eq!(m.world, World::Integration);
         assert_eq!(m.component, PathBuf::from("plugin.wasm"));
         assert_eq!(m.limits, Limits::default());
-        assert_eq!(m.credentials["api_key"].apply, Apply::Header("x-apikey".into()));
+        assert_eq!(
+            m.credentials["api_key"].apply,
+            Apply::Header("x-apikey".into())
+        );
         assert_eq!(
             m.settings["base_url"].default.as_deref(),
             Some("https://www.virustotal.com")
@@ -315,12 +333,17 @@ hosts = ["{{ base_url }}"]
             (r#"{ query = "key" }"#, Apply::Query("key".into())),
             (
                 r#"{ basic = { username = "api" } }"#,
-                Apply::Basic { username: Some("api".into()) },
+                Apply::Basic {
+                    username: Some("api".into()),
+                },
             ),
             (r#"{ basic = {} }"#, Apply::Basic { username: None }),
         ] {
             let source = VIRUSTOTAL.replace(r#"{ header = "x-apikey" }"#, toml);
-            assert_eq!(parse(&source).unwrap().credentials["api_key"].apply, expected);
+            assert_eq!(
+                parse(&source).unwrap().credentials["api_key"].apply,
+                expected
+            );
         }
     }
 

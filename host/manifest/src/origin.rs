@@ -90,7 +90,9 @@ impl OriginPattern {
         let port = url.port().unwrap_or(default_port);
         let host = if wildcard {
             if origin.host.parse::<std::net::IpAddr>().is_ok() {
-                return Err(format!("`{text}`: a wildcard cannot apply to an IP address"));
+                return Err(format!(
+                    "`{text}`: a wildcard cannot apply to an IP address"
+                ));
             }
             HostPattern::Subdomains(origin.host)
         } else {
@@ -134,17 +136,49 @@ mod tests {
     #[test]
     fn patterns_match_by_scheme_host_and_port() {
         let cases = [
-            ("https://www.virustotal.com", "https://www.virustotal.com/api/v3/x", true),
-            ("https://www.virustotal.com", "https://www.virustotal.com:443/", true),
-            ("https://www.virustotal.com", "http://www.virustotal.com/", false),
-            ("https://www.virustotal.com", "https://www.virustotal.com:8443/", false),
-            ("https://www.virustotal.com", "https://virustotal.com/", false),
+            (
+                "https://www.virustotal.com",
+                "https://www.virustotal.com/api/v3/x",
+                true,
+            ),
+            (
+                "https://www.virustotal.com",
+                "https://www.virustotal.com:443/",
+                true,
+            ),
+            (
+                "https://www.virustotal.com",
+                "http://www.virustotal.com/",
+                false,
+            ),
+            (
+                "https://www.virustotal.com",
+                "https://www.virustotal.com:8443/",
+                false,
+            ),
+            (
+                "https://www.virustotal.com",
+                "https://virustotal.com/",
+                false,
+            ),
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080/a", true),
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/a", true),
             ("http://127.0.0.1:8080", "http://127.0.0.1:8081/a", false),
-            ("https://*.atlassian.net", "https://acme.atlassian.net/rest", true),
-            ("https://*.atlassian.net", "https://atlassian.net/rest", false),
-            ("https://*.atlassian.net", "https://evilatlassian.net/rest", false),
+            (
+                "https://*.atlassian.net",
+                "https://acme.atlassian.net/rest",
+                true,
+            ),
+            (
+                "https://*.atlassian.net",
+                "https://atlassian.net/rest",
+                false,
+            ),
+            (
+                "https://*.atlassian.net",
+                "https://evilatlassian.net/rest",
+                false,
+            ),
             ("http://[::1]:9000", "http://[::1]:9000/", true),
             ("HTTPS://Example.COM", "https://example.com/", true),
         ];

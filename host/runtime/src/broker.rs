@@ -43,7 +43,12 @@ use wasmtime_wasi_http::{
 use crate::secrets::{Redactor, Secret};
 
 /// Headers a guest may never set: they carry credentials, which are the host's.
-const RESERVED_HEADERS: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "x-api-key"];
+const RESERVED_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,7 +103,8 @@ impl NetworkPolicy {
 
     /// Checks the origin and its addresses; returns where to connect.
     async fn vet(&self, url: &url::Url) -> Result<(Origin, Vec<SocketAddr>), String> {
-        let origin = Origin::from_url(url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+        let origin =
+            Origin::from_url(url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
         if !self.allowed.iter().any(|p| p.matches(&origin)) {
             return Err(format!(
                 "{origin} is not an allowed origin for plugin `{}` (allowed: {}; grant more with `allow` under [plugins.{}] in aerie.toml)",
@@ -116,7 +122,9 @@ impl NetworkPolicy {
         };
         let operator_granted = self.operator.iter().any(|p| p.matches(&origin));
         if !operator_granted
-            && let Some((addr, kind)) = addrs.iter().find_map(|a| non_public(a.ip()).map(|k| (a, k)))
+            && let Some((addr, kind)) = addrs
+                .iter()
+                .find_map(|a| non_public(a.ip()).map(|k| (a, k)))
         {
             return Err(format!(
                 "{origin} resolves to {} ({kind}); only an origin the operator lists under [plugins.{}] allow in aerie.toml may reach such an address",
@@ -131,11 +139,17 @@ impl NetworkPolicy {
     }
 
     fn inject(&self, origin: &Origin, request: &mut http::Request<WasiBody>) -> Result<(), Error> {
-        for cred in self.credentials.iter().filter(|c| c.hosts.iter().any(|h| h.matches(origin))) {
+        for cred in self
+            .credentials
+            .iter()
+            .filter(|c| c.hosts.iter().any(|h| h.matches(origin)))
+        {
             let secret = cred.secret.expose();
             let header = |name: &str, value: String| -> Result<(HeaderName, HeaderValue), Error> {
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::ConfigurationError)?;
-                let mut value = HeaderValue::from_str(&value).map_err(|_| Error::ConfigurationError)?;
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| Error::ConfigurationError)?;
+                let mut value =
+                    HeaderValue::from_str(&value).map_err(|_| Error::ConfigurationError)?;
                 value.set_sensitive(true);
                 Ok((name, value))
             };
@@ -152,9 +166,13 @@ impl NetworkPolicy {
                 }
                 Apply::Query(param) => {
                     let uri = request.uri().clone();
-                    let mut url = url::Url::parse(&uri.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?;
+                    let mut url = url::Url::parse(&uri.to_string())
+                        .map_err(|_| Error::HttpRequestUriInvalid)?;
                     url.query_pairs_mut().append_pair(param, secret);
-                    *request.uri_mut() = url.as_str().parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+                    *request.uri_mut() = url
+                        .as_str()
+                        .parse()
+                        .map_err(|_| Error::HttpRequestUriInvalid)?;
                     continue;
                 }
             };
@@ -169,7 +187,11 @@ fn list(patterns: &[OriginPattern]) -> String {
     if patterns.is_empty() {
         return "none".to_owned();
     }
-    patterns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Names the kind of a non-public address, or `None` for a public one.
@@ -291,7 +313,13 @@ async fn send(
             tracing::warn!(plugin = %policy.plugin, url = %record.url, "request refused: {reason}");
             journal.refusal = Some(reason.clone());
         }
-        journal.entries.push((RequestRecord { refused: refusal, ..record }, bytes.clone()));
+        journal.entries.push((
+            RequestRecord {
+                refused: refusal,
+                ..record
+            },
+            bytes.clone(),
+        ));
     };
 
     let url = match url::Url::parse(&request.uri().to_string()) {
@@ -310,7 +338,9 @@ async fn send(
     };
     policy.inject(&origin, &mut request)?;
 
-    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(CONNECT_TIMEOUT);
     let outcome = exchange(&origin, &addrs, request, connect_timeout).await;
     record.ms = started.elapsed().as_millis() as u64;
     let (response, io) = match outcome {
@@ -330,7 +360,8 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(length) = declared.filter(|&length| length > cap) {
-        let reason = format!("the response from {origin} is {length} bytes, over the {cap}-byte cap");
+        let reason =
+            format!("the response from {origin} is {length} bytes, over the {cap}-byte cap");
         finish(record, Some(reason));
         return Err(Error::HttpResponseBodySize(Some(length)));
     }
@@ -371,7 +402,11 @@ async fn exchange(
     };
 
     // Origin-form request target: the authority travels in the Host header.
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     *request.uri_mut() = target.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
 
     if origin.scheme == "https" {
@@ -407,9 +442,10 @@ async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream))
-        .await
-        .map_err(Error::from)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream))
+            .await
+            .map_err(Error::from)?;
     // The connection must be driven while the response is awaited; the task
     // ends when the response body is dropped.
     let driver = tokio::spawn(conn);
@@ -436,7 +472,10 @@ impl Body for Capped {
     type Data = Bytes;
     type Error = Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Error::from(e)))),
@@ -444,9 +483,13 @@ impl Body for Capped {
             Poll::Pending => return Poll::Pending,
         };
         if let Some(data) = frame.data_ref() {
-            let seen = self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+            let seen =
+                self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
             if seen > self.cap {
-                let reason = format!("the response from {} passed the {}-byte cap", self.origin, self.cap);
+                let reason = format!(
+                    "the response from {} passed the {}-byte cap",
+                    self.origin, self.cap
+                );
                 lock(&self.journal).refusal = Some(reason);
                 return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(seen)))));
             }
@@ -470,7 +513,10 @@ mod tests {
             ("10.1.2.3", Some("private")),
             ("172.16.0.1", Some("private")),
             ("192.168.1.1", Some("private")),
-            ("169.254.169.254", Some("link-local, where cloud metadata services live")),
+            (
+                "169.254.169.254",
+                Some("link-local, where cloud metadata services live"),
+            ),
             ("100.64.0.1", Some("shared address space")),
             ("0.0.0.0", Some("unspecified")),
             ("::1", Some("loopback")),

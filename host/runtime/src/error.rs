@@ -58,6 +58,10 @@ pub enum Fault {
     Panic(String),
     #[error("internal: plugin trapped: {0}")]
     Trap(String),
+    /// The operator's configuration does not let the plugin run (a bound secret
+    /// cannot be read).
+    #[error("internal: not configured: {0}")]
+    Unconfigured(String),
     /// The host could not run the plugin at all (instantiation failed).
     #[error("internal: {0}")]
     Host(String),
@@ -76,19 +80,28 @@ impl CallError {
             | Fault::StackOverflow
             | Fault::Panic(_)
             | Fault::Trap(_)
+            | Fault::Unconfigured(_)
             | Fault::Host(_) => "internal",
         }
     }
 
     /// Whether trying again may help: only what the plugin itself marked so.
     pub fn retryable(&self) -> bool {
-        matches!(self.fault, Fault::Reported { retryable: true, .. })
+        matches!(
+            self.fault,
+            Fault::Reported {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// The message without the `plugin.action: code:` prefix.
     pub fn message(&self) -> String {
         let full = self.fault.to_string();
         let prefix = format!("{}: ", self.code());
-        full.strip_prefix(&prefix).map(str::to_owned).unwrap_or(full)
+        full.strip_prefix(&prefix)
+            .map(str::to_owned)
+            .unwrap_or(full)
     }
 }

@@ -79,6 +79,8 @@ pub struct Plugin {
     /// Every origin the plugin may call, rendered.
     pub allowed: Vec<String>,
     pub data_dir: Option<PathBuf>,
+    /// Why calls cannot run yet (a bound secret that cannot be read), if so.
+    pub unconfigured: Option<String>,
     validators: BTreeMap<String, jsonschema::Validator>,
     runtime: Runtime,
     pre: PluginPre<CallState>,
@@ -115,7 +117,11 @@ impl Plugin {
     }
 
     /// Loads the plugin whose manifest is at `manifest_path`, under `grant`.
-    pub async fn load(runtime: &Runtime, manifest_path: &Path, grant: &PluginGrant) -> Result<Plugin, LoadError> {
+    pub async fn load(
+        runtime: &Runtime,
+        manifest_path: &Path,
+        grant: &PluginGrant,
+    ) -> Result<Plugin, LoadError> {
         let manifest = Manifest::from_file(manifest_path)?;
         let name = manifest.name.clone();
         let grant_error = |message: String| LoadError::Grant {
@@ -126,11 +132,17 @@ impl Plugin {
         let settings = resolve_settings(&manifest, grant).map_err(grant_error)?;
         let limits = grant.limits.apply(manifest.limits);
         if limits.memory_mb > aerie_manifest::Limits::MAX_MEMORY_MB {
-            return Err(grant_error(format!("memory_mb may be at most {}", aerie_manifest::Limits::MAX_MEMORY_MB)));
+            return Err(grant_error(format!(
+                "memory_mb may be at most {}",
+                aerie_manifest::Limits::MAX_MEMORY_MB
+            )));
         }
         let data_dir = match &grant.data {
             Some(dir) if !dir.is_dir() => {
-                return Err(grant_error(format!("data folder {} does not exist", dir.display())));
+                return Err(grant_error(format!(
+                    "data folder {} does not exist",
+                    dir.display()
+                )));
             }
             other => other.clone(),
         };
@@ -158,7 +170,9 @@ impl Plugin {
             }
         }
         if manifest.world == World::Step && !operator.is_empty() {
-            return Err(grant_error("aerie.toml grants origins to a step plugin, which has no network".to_owned()));
+            return Err(grant_error(
+                "aerie.toml grants origins to a step plugin, which has no network".to_owned(),
+            ));
         }
 
         for granted in grant.credentials.keys() {
@@ -170,6 +184,7 @@ impl Plugin {
         }
         let mut credentials = Vec::new();
         let mut credential_info = Vec::new();
+        let mut unconfigured = Vec::new();
         for (cred_name, spec) in &manifest.credentials {
             let hosts = spec
                 .hosts
@@ -183,15 +198,17 @@ impl Plugin {
                 hosts: hosts.iter().map(ToString::to_string).collect(),
                 bound_to: source.map(ToString::to_string),
             });
-            if let Some(source) = source {
-                let secret = Secret::resolve(source)
-                    .map_err(|why| grant_error(format!("credential `{cred_name}`: {why}")))?;
-                credentials.push(Credential {
+            // A secret that cannot be read does not stop the plugin loading (so
+            // playbooks can be validated without secrets); its calls fail instead.
+            match source.map(Secret::resolve) {
+                Some(Ok(secret)) => credentials.push(Credential {
                     name: cred_name.clone(),
                     apply: spec.apply.clone(),
                     hosts,
                     secret,
-                });
+                }),
+                Some(Err(why)) => unconfigured.push(format!("credential `{cred_name}`: {why}")),
+                None => {}
             }
         }
         let redactor = Redactor::new(credentials.iter().map(|c| c.secret.clone()));
@@ -225,8 +242,9 @@ impl Plugin {
             .linker(manifest.world)
             .instantiate_pre(&component)
             .map_err(|e| component_error(format!("cannot be linked: {e:#}")))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| component_error(format!("does not export aerie:plugin/plugin@0.1.0: {e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| {
+            component_error(format!("does not export aerie:plugin/plugin@0.1.0: {e:#}"))
+        })?;
 
         let policy = Arc::new(NetworkPolicy {
             plugin: manifest.name.clone(),
@@ -246,6 +264,7 @@ impl Plugin {
             limits,
             credentials: credential_info,
             data_dir,
+            unconfigured: (!unconfigured.is_empty()).then(|| unconfigured.join("; ")),
             validators: BTreeMap::new(),
             runtime: runtime.clone(),
             pre,
@@ -264,14 +283,21 @@ impl Plugin {
             path: path.clone(),
             message,
         };
-        let (mut store, _journal) = self.new_store().map_err(|e| component_error(e.to_string()))?;
+        let (mut store, _journal) = self
+            .new_store()
+            .map_err(|e| component_error(e.to_string()))?;
         let info = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.aerie_plugin_plugin().call_describe(&mut store).await
+            instance
+                .aerie_plugin_plugin()
+                .call_describe(&mut store)
+                .await
         };
         let info = tokio::time::timeout(Duration::from_millis(self.limits.timeout_ms), info)
             .await
-            .map_err(|_| component_error("describe did not finish within the plugin's deadline".to_owned()))?
+            .map_err(|_| {
+                component_error("describe did not finish within the plugin's deadline".to_owned())
+            })?
             .map_err(|e| component_error(format!("describe failed: {e:#}")))?;
 
         let mut exported: Vec<&str> = info.actions.iter().map(|a| a.name.as_str()).collect();
@@ -287,13 +313,21 @@ impl Plugin {
         }
         for action in info.actions {
             let parse = |text: &str, which: &str| {
-                serde_json::from_str::<Value>(text)
-                    .map_err(|e| component_error(format!("action `{}`: {which} schema is not JSON: {e}", action.name)))
+                serde_json::from_str::<Value>(text).map_err(|e| {
+                    component_error(format!(
+                        "action `{}`: {which} schema is not JSON: {e}",
+                        action.name
+                    ))
+                })
             };
             let input_schema = parse(&action.input_schema, "input")?;
             let output_schema = parse(&action.output_schema, "output")?;
-            let validator = jsonschema::validator_for(&input_schema)
-                .map_err(|e| component_error(format!("action `{}`: input schema is invalid: {e}", action.name)))?;
+            let validator = jsonschema::validator_for(&input_schema).map_err(|e| {
+                component_error(format!(
+                    "action `{}`: input schema is invalid: {e}",
+                    action.name
+                ))
+            })?;
             self.validators.insert(action.name.clone(), validator);
             self.actions.push(ActionInfo {
                 name: action.name,
@@ -309,7 +343,10 @@ impl Plugin {
     fn new_store(&self) -> anyhow::Result<(Store<CallState>, Arc<Mutex<Journal>>)> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtx::builder();
-        wasi.stderr(stderr.clone()).allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false);
+        wasi.stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false);
         if let Some(dir) = &self.data_dir {
             wasi.preopened_dir(dir, DATA_MOUNT, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)?;
@@ -334,7 +371,11 @@ impl Plugin {
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let ticks = self.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
+        let ticks = self
+            .limits
+            .timeout_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         Ok((store, journal))
@@ -348,8 +389,21 @@ impl Plugin {
             action: action.to_owned(),
             fault,
         };
+        if let Some(why) = &self.unconfigured {
+            return CallReport {
+                result: Err(error(Fault::Unconfigured(why.clone()))),
+                requests: Vec::new(),
+                logs: Vec::new(),
+                elapsed: started.elapsed(),
+            };
+        }
         let Some(validator) = self.validators.get(action) else {
-            let offered = self.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ");
+            let offered = self
+                .actions
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return CallReport {
                 result: Err(error(Fault::UnknownAction {
                     action: action.to_owned(),
@@ -362,7 +416,11 @@ impl Plugin {
         };
         if let Some(problem) = validator.iter_errors(input).next() {
             let at = problem.instance_path.to_string();
-            let at = if at.is_empty() { "input".to_owned() } else { format!("input{at}") };
+            let at = if at.is_empty() {
+                "input".to_owned()
+            } else {
+                format!("input{at}")
+            };
             return CallReport {
                 result: Err(error(Fault::InvalidInput(format!("{at}: {problem}")))),
                 requests: Vec::new(),
@@ -478,7 +536,11 @@ fn code_name(code: ErrorCode) -> &'static str {
 fn panic_message(stderr: &str) -> Option<String> {
     let mut lines = stderr.lines();
     let header = lines.find(|l| l.contains("panicked at"))?;
-    let location = header.split("panicked at").nth(1)?.trim().trim_end_matches(':');
+    let location = header
+        .split("panicked at")
+        .nth(1)?
+        .trim()
+        .trim_end_matches(':');
     let message = lines.next().unwrap_or("").trim();
     Some(format!("{message} (at {location})"))
 }
@@ -487,20 +549,34 @@ fn describe_apply(apply: &Apply) -> String {
     match apply {
         Apply::Header(name) => format!("header {name}"),
         Apply::Bearer => "bearer token".to_owned(),
-        Apply::Basic { username: Some(user) } => format!("basic auth as {user}"),
+        Apply::Basic {
+            username: Some(user),
+        } => format!("basic auth as {user}"),
         Apply::Basic { username: None } => "basic auth".to_owned(),
         Apply::Query(param) => format!("query parameter {param}"),
     }
 }
 
 /// The plugin's settings: manifest defaults overlaid with the operator's values.
-fn resolve_settings(manifest: &Manifest, grant: &PluginGrant) -> Result<BTreeMap<String, String>, String> {
+fn resolve_settings(
+    manifest: &Manifest,
+    grant: &PluginGrant,
+) -> Result<BTreeMap<String, String>, String> {
     let granted = grant.settings_text();
     if let Some(unknown) = granted.keys().find(|k| !manifest.settings.contains_key(*k)) {
-        let known = manifest.settings.keys().cloned().collect::<Vec<_>>().join(", ");
+        let known = manifest
+            .settings
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(format!(
             "aerie.toml sets `{unknown}`, which plugin.toml does not declare (declared: {})",
-            if known.is_empty() { "none".to_owned() } else { known }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known
+            }
         ));
     }
     let mut settings = BTreeMap::new();
@@ -527,7 +603,10 @@ mod tests {
     #[test]
     fn extracts_the_panic_message_and_location() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:5:\nboom: bad input\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(stderr).unwrap(), "boom: bad input (at src/lib.rs:12:5)");
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "boom: bad input (at src/lib.rs:12:5)"
+        );
         assert_eq!(panic_message("just noise"), None);
     }
 }

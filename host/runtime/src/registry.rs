@@ -23,7 +23,10 @@ pub enum RegistryError {
     #[error(transparent)]
     Load(Arc<LoadError>),
     #[error("{}: {source}", dir.display())]
-    Dir { dir: PathBuf, source: std::io::Error },
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 struct Entry {
@@ -47,7 +50,12 @@ impl Registry {
         let listing = match std::fs::read_dir(dir) {
             Ok(listing) => Some(listing),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(RegistryError::Dir { dir: dir.clone(), source }),
+            Err(source) => {
+                return Err(RegistryError::Dir {
+                    dir: dir.clone(),
+                    source,
+                });
+            }
         };
         for item in listing.into_iter().flatten().flatten() {
             let manifest_path = item.path().join("plugin.toml");
@@ -84,22 +92,29 @@ impl Registry {
 
     /// Loads (once) and returns the plugin called `name`.
     pub async fn load(&self, name: &str) -> Result<Arc<Plugin>, RegistryError> {
-        let entry = self.entries.get(name).ok_or_else(|| RegistryError::Unknown {
-            name: name.to_owned(),
-            dir: self.config.plugins_dir.clone(),
-            installed: if self.entries.is_empty() {
-                "none".to_owned()
-            } else {
-                self.entries.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })?;
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| RegistryError::Unknown {
+                name: name.to_owned(),
+                dir: self.config.plugins_dir.clone(),
+                installed: if self.entries.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.entries.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })?;
         entry
             .loaded
             .get_or_init(|| async {
-                Plugin::load(&self.runtime, &entry.manifest_path, &self.config.grant(name))
-                    .await
-                    .map(Arc::new)
-                    .map_err(Arc::new)
+                Plugin::load(
+                    &self.runtime,
+                    &entry.manifest_path,
+                    &self.config.grant(name),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
             })
             .await
             .clone()
@@ -108,8 +123,17 @@ impl Registry {
 
     /// Loads a plugin from a folder or a `plugin.toml` path, outside the registry.
     pub async fn load_path(&self, path: &Path) -> Result<Plugin, LoadError> {
-        let manifest_path = if path.is_dir() { path.join("plugin.toml") } else { path.to_owned() };
+        let manifest_path = if path.is_dir() {
+            path.join("plugin.toml")
+        } else {
+            path.to_owned()
+        };
         let manifest = Manifest::from_file(&manifest_path)?;
-        Plugin::load(&self.runtime, &manifest_path, &self.config.grant(&manifest.name)).await
+        Plugin::load(
+            &self.runtime,
+            &manifest_path,
+            &self.config.grant(&manifest.name),
+        )
+        .await
     }
 }

@@ -97,7 +97,9 @@ impl Redactor {
         }
         match value {
             Value::String(s) => Value::String(self.redact(&s)),
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect())
+            }
             Value::Object(map) => Value::Object(
                 map.into_iter()
                     .map(|(k, v)| (self.redact(&k), self.redact_json(v)))
@@ -120,7 +122,10 @@ mod tests {
     #[test]
     fn redacts_text_and_json_everywhere() {
         let r = Redactor::new([secret("s3cr3t-key"), secret("s3cr3t-key-long")]);
-        assert_eq!(r.redact("a s3cr3t-key-long b s3cr3t-key"), "a [REDACTED] b [REDACTED]");
+        assert_eq!(
+            r.redact("a s3cr3t-key-long b s3cr3t-key"),
+            "a [REDACTED] b [REDACTED]"
+        );
         assert_eq!(
             r.redact_json(json!({"s3cr3t-key": ["x s3cr3t-key", 1], "n": null})),
             json!({"[REDACTED]": ["x [REDACTED]", 1], "n": null})
@@ -137,9 +142,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "from-file\n").unwrap();
-        assert_eq!(Secret::resolve(&SecretSource::File(path)).unwrap().expose(), "from-file");
+        assert_eq!(
+            Secret::resolve(&SecretSource::File(path)).unwrap().expose(),
+            "from-file"
+        );
 
-        let missing = Secret::resolve(&SecretSource::Env("AERIE_TEST_SURELY_UNSET".into())).unwrap_err();
-        assert!(missing.contains("AERIE_TEST_SURELY_UNSET, which is not set"), "{missing}");
+        let missing =
+            Secret::resolve(&SecretSource::Env("AERIE_TEST_SURELY_UNSET".into())).unwrap_err();
+        assert!(
+            missing.contains("AERIE_TEST_SURELY_UNSET, which is not set"),
+            "{missing}"
+        );
     }
 }

@@ -65,7 +65,10 @@ impl logging::Host for CallState {
             n if n < MAX_LOG_LINES => {
                 let mut message = self.redactor.redact(&message);
                 if message.len() > MAX_LOG_LINE {
-                    let cut = (0..=MAX_LOG_LINE).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+                    let cut = (0..=MAX_LOG_LINE)
+                        .rev()
+                        .find(|&i| message.is_char_boundary(i))
+                        .unwrap_or(0);
                     message.truncate(cut);
                     message.push_str(" [truncated]");
                 }
@@ -91,7 +94,11 @@ impl config::Host for CallState {
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
-        Ok(self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 
@@ -103,7 +110,12 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
             return Ok(false);
@@ -111,7 +123,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }

@@ -1,1 +1,232 @@
+//! Every SQL statement aerie runs: the sqlx pool, migrations, and the engine's
+//! [`RunStore`] trait.
+//!
+//! SQLite (a file under the data folder) is the embedded default. Writes happen
+//! as a run progresses, so a run's state on disk is never behind by more than
+//! the step in flight.
 
+use std::path::Path;
+use std::str::FromStr;
+
+use aerie_engine::{RunRecord, RunStore, StepRecord};
+use anyhow::Context as _;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A run as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub playbook: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and migrates it.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            anyhow::bail!("unsupported store URL `{url}`: use sqlite://PATH");
+        };
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("store URL `{url}`"))?
+            .create_if_missing(true)
+            // WAL: readers (the CLI, the UI) never block the writer.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the store {url}"))?;
+        MIGRATIONS.run(&pool).await.context("migrating the store")?;
+        Ok(Store { pool })
+    }
+
+    pub async fn runs(&self, limit: i64) -> anyhow::Result<Vec<RunSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, playbook, status, started_at, finished_at FROM runs ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RunSummary {
+                id: r.get("id"),
+                playbook: r.get("playbook"),
+                status: r.get("status"),
+                started_at: r.get("started_at"),
+                finished_at: r.get("finished_at"),
+            })
+            .collect())
+    }
+
+    /// Every text column of every table, for tests that prove a value is absent.
+    pub async fn dump(&self) -> anyhow::Result<String> {
+        let mut text = String::new();
+        for (table, columns) in [
+            (
+                "runs",
+                "id || playbook || status || input || coalesce(output, '') || coalesce(error, '')",
+            ),
+            (
+                "steps",
+                "step_id || status || coalesce(input, '') || coalesce(output, '') || coalesce(error, '') || coalesce(plugin, '')",
+            ),
+            ("requests", "method || url || coalesce(refused, '')"),
+        ] {
+            let rows = sqlx::query(&format!("SELECT {columns} AS t FROM {table}"))
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                text.push_str(&row.get::<String, _>("t"));
+                text.push('\n');
+            }
+        }
+        Ok(text)
+    }
+
+    /// The requests recorded for a run, in order.
+    pub async fn requests(&self, run_id: &str) -> anyhow::Result<Vec<Value>> {
+        let rows = sqlx::query(
+            "SELECT step_id, item, plugin, method, url, status, bytes, ms, refused FROM requests WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "step": r.get::<String, _>("step_id"),
+                    "item": r.get::<Option<i64>, _>("item"),
+                    "plugin": r.get::<String, _>("plugin"),
+                    "method": r.get::<String, _>("method"),
+                    "url": r.get::<String, _>("url"),
+                    "status": r.get::<Option<i64>, _>("status"),
+                    "bytes": r.get::<i64, _>("bytes"),
+                    "ms": r.get::<i64, _>("ms"),
+                    "refused": r.get::<Option<String>, _>("refused"),
+                })
+            })
+            .collect())
+    }
+}
+
+fn json_text(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
+}
+
+impl RunStore for Store {
+    async fn run_started(&self, run: &RunRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, playbook, status, input, started_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&run.id)
+        .bind(&run.playbook)
+        .bind(run.status.as_str())
+        .bind(run.input.to_string())
+        .bind(&run.started_at)
+        .execute(&self.pool)
+        .await
+        .context("recording the run")?;
+        Ok(())
+    }
+
+    async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO steps (run_id, step_id, seq, status, attempts, input, output, error, plugin, plugin_version,
+                                plugin_sha256, started_at, finished_at, ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (run_id, step_id) DO UPDATE SET
+                status = excluded.status, attempts = excluded.attempts, input = excluded.input,
+                output = excluded.output, error = excluded.error, plugin = excluded.plugin,
+                plugin_version = excluded.plugin_version, plugin_sha256 = excluded.plugin_sha256,
+                started_at = excluded.started_at, finished_at = excluded.finished_at, ms = excluded.ms",
+        )
+        .bind(run_id)
+        .bind(&step.id)
+        .bind(step.seq as i64)
+        .bind(step.status.as_str())
+        .bind(step.attempts as i64)
+        .bind(json_text(&step.input))
+        .bind(json_text(&step.output))
+        .bind(step.error.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default()))
+        .bind(step.plugin.as_ref().map(|p| p.name.clone()))
+        .bind(step.plugin.as_ref().map(|p| p.version.clone()))
+        .bind(step.plugin.as_ref().map(|p| p.sha256.clone()))
+        .bind(&step.started_at)
+        .bind(&step.finished_at)
+        .bind(step.ms as i64)
+        .execute(&self.pool)
+        .await
+        .with_context(|| format!("recording step `{}`", step.id))?;
+        Ok(())
+    }
+
+    async fn requests_made(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        item: Option<usize>,
+        plugin: &str,
+        requests: &[Value],
+    ) -> anyhow::Result<()> {
+        for request in requests {
+            sqlx::query(
+                "INSERT INTO requests (run_id, step_id, item, plugin, method, url, status, bytes, ms, refused)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(item.map(|i| i as i64))
+            .bind(plugin)
+            .bind(request["method"].as_str().unwrap_or_default())
+            .bind(request["url"].as_str().unwrap_or_default())
+            .bind(request["status"].as_i64())
+            .bind(request["bytes"].as_i64().unwrap_or(0))
+            .bind(request["ms"].as_i64().unwrap_or(0))
+            .bind(request["refused"].as_str())
+            .execute(&self.pool)
+            .await
+            .context("recording a request")?;
+        }
+        Ok(())
+    }
+
+    async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(run.status.as_str())
+        .bind(json_text(&run.output))
+        .bind(&run.error)
+        .bind(&run.finished_at)
+        .bind(&run.id)
+        .execute(&self.pool)
+        .await
+        .context("recording the run's end")?;
+        Ok(())
+    }
+}

@@ -51,8 +51,14 @@ pub struct Indicators {
 static REFANG: LazyLock<[(Regex, &str); 5]> = LazyLock::new(|| {
     [
         (Regex::new(r"(?i)\bh(?:xx|\*\*)p(s?)\b").unwrap(), "http$1"),
-        (Regex::new(r"\[\s*\.\s*\]|\(\s*\.\s*\)|\{\s*\.\s*\}|\[dot\]|\(dot\)").unwrap(), "."),
-        (Regex::new(r"(?i)\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)").unwrap(), "@"),
+        (
+            Regex::new(r"\[\s*\.\s*\]|\(\s*\.\s*\)|\{\s*\.\s*\}|\[dot\]|\(dot\)").unwrap(),
+            ".",
+        ),
+        (
+            Regex::new(r"(?i)\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)").unwrap(),
+            "@",
+        ),
         (Regex::new(r"\[:\]|\[://\]").unwrap(), ":"),
         // `[:]//` above becomes `://`; a lone `[://]` too.
         (Regex::new(r":(/?)//").unwrap(), "://"),
@@ -67,7 +73,8 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b").unwrap());
-static IPV6: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*").unwrap());
+static IPV6: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*").unwrap());
 static HASH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[0-9A-Fa-f]{32,64}\b").unwrap());
 static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]\b")
@@ -100,8 +107,12 @@ pub fn extract(text: &str) -> Indicators {
         // Part of a longer dotted run (a version number, an OID) is not an address.
         let before = text[..m.start()].chars().next_back();
         let after = text[m.end()..].chars().next();
-        let dotted = |c: Option<char>, next: Option<char>| c == Some('.') && next.is_some_and(|n| n.is_ascii_digit());
-        if dotted(before, text[..m.start()].chars().nth_back(1)) || dotted(after, text[m.end()..].chars().nth(1)) {
+        let dotted = |c: Option<char>, next: Option<char>| {
+            c == Some('.') && next.is_some_and(|n| n.is_ascii_digit())
+        };
+        if dotted(before, text[..m.start()].chars().nth_back(1))
+            || dotted(after, text[m.end()..].chars().nth(1))
+        {
             continue;
         }
         if let Ok(ip) = m.as_str().parse::<Ipv4Addr>() {
@@ -178,7 +189,8 @@ mod tests {
 
     #[test]
     fn refangs_defanged_indicators() {
-        let found = extract("hxxps[:]//malware[.]example(.)net/x and 1.2.3[.]4, mail bob[at]corp[.]com");
+        let found =
+            extract("hxxps[:]//malware[.]example(.)net/x and 1.2.3[.]4, mail bob[at]corp[.]com");
         assert_eq!(found.urls, ["https://malware.example.net/x"]);
         assert_eq!(found.ipv4, ["1.2.3.4"]);
         assert_eq!(found.emails, ["bob@corp.com"]);
@@ -187,7 +199,8 @@ mod tests {
 
     #[test]
     fn file_names_versions_and_times_are_not_indicators() {
-        let found = extract("see invoice.pdf and report.docx, version 1.2.3.4.5, at 12:30:45, build a.b");
+        let found =
+            extract("see invoice.pdf and report.docx, version 1.2.3.4.5, at 12:30:45, build a.b");
         assert_eq!(found, Indicators::default());
     }
 

@@ -136,7 +136,10 @@ fn lookup(input: Input) -> Result<Output, Error> {
         harmless: 0,
         undetected: 0,
         verdict: "unknown".to_owned(),
-        link: format!("https://www.virustotal.com/gui/search/{}", percent_encode(&indicator)),
+        link: format!(
+            "https://www.virustotal.com/gui/search/{}",
+            percent_encode(&indicator)
+        ),
     };
     match response.status {
         200 => {}
@@ -208,7 +211,9 @@ pub fn infer(indicator: &str) -> Result<Kind, Error> {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -225,13 +230,19 @@ mod tests {
             ("2001:db8::1", Kind::Ip),
             ("d41d8cd98f00b204e9800998ecf8427e", Kind::File),
             ("da39a3ee5e6b4b0d3255bfef95601890afd80709", Kind::File),
-            ("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", Kind::File),
+            (
+                "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                Kind::File,
+            ),
             ("https://evil.example.com/x", Kind::Url),
             ("evil.example.com", Kind::Domain),
         ] {
             assert_eq!(infer(indicator).unwrap(), kind, "{indicator}");
         }
-        assert_eq!(infer("not an indicator").unwrap_err().code, aerie_sdk::ErrorCode::InvalidInput);
+        assert_eq!(
+            infer("not an indicator").unwrap_err().code,
+            aerie_sdk::ErrorCode::InvalidInput
+        );
     }
 
     #[test]

@@ -82,19 +82,31 @@ impl Request {
         }
         let request = OutgoingRequest::new(headers);
         let invalid = |what: &str| Error::invalid_input(format!("{what} of `{}`", self.url));
-        request.set_method(&self.method).map_err(|()| invalid("method"))?;
-        request.set_scheme(Some(&url.scheme)).map_err(|()| invalid("scheme"))?;
-        request.set_authority(Some(url.authority)).map_err(|()| invalid("host"))?;
-        request.set_path_with_query(Some(url.path_and_query)).map_err(|()| invalid("path"))?;
+        request
+            .set_method(&self.method)
+            .map_err(|()| invalid("method"))?;
+        request
+            .set_scheme(Some(&url.scheme))
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(Some(url.authority))
+            .map_err(|()| invalid("host"))?;
+        request
+            .set_path_with_query(Some(url.path_and_query))
+            .map_err(|()| invalid("path"))?;
 
-        let outgoing = request.body().map_err(|()| Error::internal("request body taken twice"))?;
+        let outgoing = request
+            .body()
+            .map_err(|()| Error::internal("request body taken twice"))?;
         let pending = outgoing_handler::handle(request, None).map_err(wire_error)?;
         if !self.body.is_empty() {
-            let stream = outgoing.write().map_err(|()| Error::internal("request body stream"))?;
+            let stream = outgoing
+                .write()
+                .map_err(|()| Error::internal("request body stream"))?;
             for chunk in self.body.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| Error::upstream(format!("sending the request body: {}", stream_error(e))))?;
+                stream.blocking_write_and_flush(chunk).map_err(|e| {
+                    Error::upstream(format!("sending the request body: {}", stream_error(e)))
+                })?;
             }
         }
         OutgoingBody::finish(outgoing, None).map_err(wire_error)?;
@@ -112,21 +124,34 @@ impl Request {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|()| Error::internal("response body taken twice"))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| Error::internal("response body taken twice"))?;
         let body = read_body(&incoming)?;
         drop(incoming);
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
-    let stream = incoming.stream().map_err(|()| Error::internal("response stream taken twice"))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| Error::internal("response stream taken twice"))?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(body),
-            Err(e) => return Err(Error::upstream(format!("reading the response: {}", stream_error(e)))),
+            Err(e) => {
+                return Err(Error::upstream(format!(
+                    "reading the response: {}",
+                    stream_error(e)
+                )));
+            }
         }
     }
 }
@@ -141,12 +166,14 @@ impl Response {
     }
 
     pub fn text(&self) -> Result<String, Error> {
-        String::from_utf8(self.body.clone()).map_err(|_| Error::upstream("response is not UTF-8 text"))
+        String::from_utf8(self.body.clone())
+            .map_err(|_| Error::upstream("response is not UTF-8 text"))
     }
 
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::upstream(format!("unexpected response (status {}): {e}", self.status)))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::upstream(format!("unexpected response (status {}): {e}", self.status))
+        })
     }
 
     /// Maps the common failure statuses to the matching error codes: 401/403
@@ -181,10 +208,12 @@ fn wire_error(code: WireError) -> Error {
         WireError::HttpRequestDenied => {
             Error::denied("the host refused this request (see the run's request log for the rule)")
         }
-        WireError::ConnectionTimeout | WireError::ConnectionReadTimeout | WireError::HttpResponseTimeout => {
-            Error::timeout(format!("{code:?}"))
+        WireError::ConnectionTimeout
+        | WireError::ConnectionReadTimeout
+        | WireError::HttpResponseTimeout => Error::timeout(format!("{code:?}")),
+        WireError::HttpResponseBodySize(_) => {
+            Error::upstream("the response exceeded the host's size cap")
         }
-        WireError::HttpResponseBodySize(_) => Error::upstream("the response exceeded the host's size cap"),
         WireError::DnsError(_) | WireError::ConnectionRefused | WireError::ConnectionTerminated => {
             Error::upstream(format!("{code:?}")).retryable(true)
         }
@@ -221,7 +250,11 @@ impl<'a> Url<'a> {
         if authority.is_empty() {
             return Err(bad());
         }
-        let path_and_query = if path_and_query.is_empty() { "/" } else { path_and_query };
+        let path_and_query = if path_and_query.is_empty() {
+            "/"
+        } else {
+            path_and_query
+        };
         Ok(Url {
             scheme,
             authority,

@@ -106,7 +106,7 @@ macro_rules! export {
                 }
             }
 
-            $crate::bindings::__export_component!(__AerieComponent with_types_in $crate::bindings);
+    $crate::bindings::__export_component!(__AerieComponent with_types_in $crate::bindings);
         };
     };
 }

@@ -6,7 +6,9 @@ use std::io::Write as _;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let key = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: vt-standin API_KEY"))?;
+    let key = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: vt-standin API_KEY"))?;
     let vt = aerie_tests::virustotal::StandIn::new(&key);
     let (addr, server) = aerie_tests::serve(vt.router()).await?;
     println!("http://{addr}");

@@ -24,7 +24,11 @@ pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCo
             jsonl,
         } => {
             // Bad input is a usage error, reported before any plugin is loaded.
-            let input = if jsonl { None } else { Some(input::parse(input.as_deref())?) };
+            let input = if jsonl {
+                None
+            } else {
+                Some(input::parse(input.as_deref())?)
+            };
             let plugin = ctx.registry.load(&plugin).await?;
             match input {
                 None => call_lines(&plugin, &action).await,
@@ -66,7 +70,11 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
                 row["world"].as_str().unwrap_or_default(),
                 row["actions"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
                     .unwrap_or_default(),
             ),
         }
@@ -98,12 +106,18 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
             "max_response_kb": plugin.limits.max_response_kb,
         },
         "data_dir": plugin.data_dir,
+        "unconfigured": plugin.unconfigured,
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {} ({} world)", plugin.name(), plugin.version(), plugin.world().as_str());
+    println!(
+        "{} {} ({} world)",
+        plugin.name(),
+        plugin.version(),
+        plugin.world().as_str()
+    );
     if !plugin.manifest.description.is_empty() {
         println!("  {}", plugin.manifest.description);
     }
@@ -118,7 +132,11 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
     }
     println!(
         "network    {}",
-        if plugin.allowed.is_empty() { "none".to_owned() } else { plugin.allowed.join(", ") }
+        if plugin.allowed.is_empty() {
+            "none".to_owned()
+        } else {
+            plugin.allowed.join(", ")
+        }
     );
     for cred in &plugin.credentials {
         println!(
@@ -126,8 +144,13 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
             cred.name,
             cred.apply,
             cred.hosts.join(", "),
-            cred.bound_to.as_deref().map_or("not bound".to_owned(), |b| format!("bound to {b}"))
+            cred.bound_to
+                .as_deref()
+                .map_or("not bound".to_owned(), |b| format!("bound to {b}"))
         );
+    }
+    if let Some(why) = &plugin.unconfigured {
+        println!("NOT CALLABLE {why}");
     }
     println!("actions");
     for action in &plugin.actions {
@@ -144,7 +167,15 @@ async fn call_once(plugin: &Plugin, action: &str, input: &Value) -> anyhow::Resu
         tracing::info!(plugin = plugin.name(), "{}: {}", line.level, line.message);
     }
     for request in &report.requests {
-        tracing::info!(plugin = plugin.name(), "{} {} -> {:?} ({} bytes, {} ms)", request.method, request.url, request.status, request.bytes, request.ms);
+        tracing::info!(
+            plugin = plugin.name(),
+            "{} {} -> {:?} ({} bytes, {} ms)",
+            request.method,
+            request.url,
+            request.status,
+            request.bytes,
+            request.ms
+        );
     }
     match report.result {
         Ok(output) => {
@@ -176,8 +207,14 @@ async fn call_lines(plugin: &Plugin, action: &str) -> anyhow::Result<ExitCode> {
             continue;
         }
         let result = match serde_json::from_str::<Value>(&line) {
-            Ok(input) => plugin.call(action, &input).await.result.map_err(|e| error_json(&e)),
-            Err(e) => Err(json!({"error": {"code": "invalid-input", "message": format!("line {number} is not JSON: {e}")}})),
+            Ok(input) => plugin
+                .call(action, &input)
+                .await
+                .result
+                .map_err(|e| error_json(&e)),
+            Err(e) => Err(
+                json!({"error": {"code": "invalid-input", "message": format!("line {number} is not JSON: {e}")}}),
+            ),
         };
         let text = match result {
             Ok(output) => serde_json::to_string(&output)?,

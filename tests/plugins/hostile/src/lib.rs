@@ -20,7 +20,11 @@ impl Plugin for Hostile {
             .action("recurse", "Recurse without end", recurse)
             .action("panic", "Panic with a message", panic)
             .action("fetch", "Request a URL with the given headers", fetch)
-            .action("observe", "Report everything the sandbox lets the plugin see", observe)
+            .action(
+                "observe",
+                "Report everything the sandbox lets the plugin see",
+                observe,
+            )
             .action("read", "Read a file by path", read)
     }
 }
@@ -141,7 +145,12 @@ fn observe(input: Observe) -> Result<Value, Error> {
 
 fn list(dir: &str) -> Option<Vec<String>> {
     let entries = std::fs::read_dir(dir).ok()?;
-    Some(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+    Some(
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    )
 }
 
 #[derive(Deserialize, JsonSchema)]

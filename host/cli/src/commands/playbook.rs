@@ -1,0 +1,203 @@
+//! `aerie run` and `aerie playbook validate`: the glue between the engine, the
+//! runtime and the store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aerie_engine::{
+    Catalog, Playbook, PluginCall, PluginRef, Plugins, RunRecord, RunStatus, Runner, StepError,
+};
+use aerie_runtime::Registry;
+use aerie_store::Store;
+use serde_json::{Value, json};
+
+use crate::cli::RunArgs;
+use crate::context::Context;
+use crate::input;
+
+/// The runtime's plugins, as the engine sees them.
+struct RuntimePlugins<'a> {
+    registry: &'a Registry,
+}
+
+impl Plugins for RuntimePlugins<'_> {
+    async fn call(&self, plugin: &str, action: &str, input: &Value) -> PluginCall {
+        let loaded = match self.registry.load(plugin).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                return PluginCall {
+                    result: Err(StepError {
+                        code: "internal".to_owned(),
+                        message: e.to_string(),
+                        retryable: false,
+                    }),
+                    plugin: None,
+                    requests: Vec::new(),
+                    logs: Vec::new(),
+                };
+            }
+        };
+        let report = loaded.call(action, input).await;
+        PluginCall {
+            result: report.result.map_err(|e| StepError {
+                code: e.code().to_owned(),
+                message: e.message(),
+                retryable: e.retryable(),
+            }),
+            plugin: Some(PluginRef {
+                name: loaded.name().to_owned(),
+                version: loaded.version().to_owned(),
+                sha256: loaded.sha256.clone(),
+            }),
+            requests: report.requests.iter().map(|r| json!(r)).collect(),
+            logs: report.logs.iter().map(|l| json!(l)).collect(),
+        }
+    }
+}
+
+/// `PLAYBOOK` is a path, or a name in the playbooks folder (with or without
+/// `.yaml`).
+fn resolve(ctx: &Context, playbook: &str) -> PathBuf {
+    let path = Path::new(playbook);
+    if path.exists() {
+        return path.to_owned();
+    }
+    let dir = &ctx.config.playbooks_dir;
+    for candidate in [
+        dir.join(playbook),
+        dir.join(format!("{playbook}.yaml")),
+        dir.join(format!("{playbook}.yml")),
+    ] {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    path.to_owned()
+}
+
+/// What the playbook's plugins offer, loading each one it names.
+async fn catalog(registry: &Registry, playbook: &Playbook) -> Catalog {
+    let mut catalog = Catalog::new();
+    for name in playbook.plugins() {
+        match registry.load(name).await {
+            Ok(plugin) => {
+                catalog.insert(
+                    name.to_owned(),
+                    Ok(plugin.actions.iter().map(|a| a.name.clone()).collect()),
+                );
+            }
+            Err(aerie_runtime::RegistryError::Unknown { .. }) => {}
+            Err(e) => {
+                catalog.insert(name.to_owned(), Err(e.to_string()));
+            }
+        }
+    }
+    catalog
+}
+
+async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>> {
+    let playbook = Playbook::from_file(path).map_err(|e| vec![e.to_string()])?;
+    let errors = playbook.validate(&catalog(&ctx.registry, &playbook).await);
+    if errors.is_empty() {
+        Ok(playbook)
+    } else {
+        Err(errors.iter().map(ToString::to_string).collect())
+    }
+}
+
+pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for path in paths {
+        match load_valid(ctx, path).await {
+            Ok(_) => println!("{}: ok", path.display()),
+            Err(errors) => {
+                failed += 1;
+                for error in errors {
+                    eprintln!("{error}");
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let input = input::parse(args.input.as_deref())?;
+    let path = resolve(ctx, &args.playbook);
+    let playbook = match load_valid(ctx, &path).await {
+        Ok(playbook) => playbook,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            anyhow::bail!("{} is not a valid playbook", path.display());
+        }
+    };
+    let store = Store::open(&ctx.config.store_url()).await?;
+    let plugins = RuntimePlugins {
+        registry: &ctx.registry,
+    };
+    let run = Runner::new(&plugins, &store).run(&playbook, &input).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run_json(&run))?);
+    } else {
+        print_run(&run);
+    }
+    Ok(match run.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+/// `{"id", "status", "output", "steps": [{"id", "status", "attempts", "error"}]}`.
+fn run_json(run: &RunRecord) -> Value {
+    json!({
+        "id": run.id,
+        "playbook": run.playbook,
+        "status": run.status,
+        "output": run.output,
+        "error": run.error,
+        "steps": run.steps.iter().map(|s| json!({
+            "id": s.id,
+            "status": s.status,
+            "attempts": s.attempts,
+            "error": s.error,
+            "ms": s.ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_run(run: &RunRecord) {
+    println!(
+        "run {} of {}: {}",
+        run.id,
+        run.playbook,
+        run.status.as_str()
+    );
+    for step in &run.steps {
+        let error = step
+            .error
+            .as_ref()
+            .map(|e| format!("  {}: {}", e.code, e.message))
+            .unwrap_or_default();
+        println!(
+            "  {:<20} {:<10} {:>6} ms{error}",
+            step.id,
+            step.status.as_str(),
+            step.ms
+        );
+    }
+    if let Some(error) = &run.error {
+        println!("error: {error}");
+    }
+    if !run.output.is_null() {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run.output).unwrap_or_default()
+        );
+    }
+}

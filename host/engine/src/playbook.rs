@@ -1,0 +1,528 @@
+//! The playbook model, parsed from YAML, and its validation.
+//!
+//! Validation reports every problem at once, each as `file:line:column: message`
+//! where a position is known.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::template::Templates;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// What starts the playbook (manual, webhook, mail, cron). Kept for the
+    /// server; a manual `aerie run` ignores it.
+    #[serde(default)]
+    pub trigger: Option<Value>,
+    pub steps: Vec<Step>,
+    /// The run's output, rendered after the last step.
+    #[serde(default)]
+    pub output: Value,
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    #[serde(rename = "type", default)]
+    pub kind: InputType,
+    #[serde(default)]
+    pub required: bool,
+    pub default: Option<Value>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    #[default]
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Object,
+    Array,
+}
+
+impl InputType {
+    fn described(self) -> &'static str {
+        match self {
+            InputType::String => "a string",
+            InputType::Number => "a number",
+            InputType::Integer => "an integer",
+            InputType::Boolean => "a boolean",
+            InputType::Object => "an object",
+            InputType::Array => "an array",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    /// `plugin.action`
+    pub uses: Option<String>,
+    #[serde(default)]
+    pub with: Value,
+    /// A list to run the step for, once per item (`item`, `index` in templates).
+    pub for_each: Option<String>,
+    #[serde(rename = "if")]
+    pub condition: Option<String>,
+    /// Built-in: the rendered value is the step's output.
+    pub set: Option<Value>,
+    /// Built-in: logs the rendered message.
+    pub log: Option<String>,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// What a failed step does to the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The run fails (the default).
+    #[default]
+    Fail,
+    /// The run goes on; the step's output is `{"error": {code, message}}` (per
+    /// item for `for_each`).
+    Continue,
+}
+
+/// What a step does, once validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind<'a> {
+    Uses { plugin: &'a str, action: &'a str },
+    Set,
+    Log,
+}
+
+impl Step {
+    pub fn kind(&self) -> Result<StepKind<'_>, String> {
+        match (&self.uses, &self.set, &self.log) {
+            (Some(uses), None, None) => {
+                let (plugin, action) = uses
+                    .split_once('.')
+                    .filter(|(p, a)| !p.is_empty() && !a.is_empty() && !a.contains('.'))
+                    .ok_or_else(|| format!("`uses: {uses}` must be plugin.action"))?;
+                Ok(StepKind::Uses { plugin, action })
+            }
+            (None, Some(_), None) => Ok(StepKind::Set),
+            (None, None, Some(_)) => Ok(StepKind::Log),
+            _ => Err("give exactly one of `uses`, `set` or `log`".to_owned()),
+        }
+    }
+}
+
+/// What plugins and actions exist, for validation: plugin name → its actions, or
+/// why it could not be loaded.
+pub type Catalog = BTreeMap<String, Result<BTreeSet<String>, String>>;
+
+/// A problem in a playbook file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybookError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for PlaybookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for PlaybookError {}
+
+impl Playbook {
+    pub fn from_file(path: &Path) -> Result<Playbook, PlaybookError> {
+        let source = std::fs::read_to_string(path).map_err(|e| PlaybookError {
+            file: path.to_owned(),
+            line: None,
+            column: None,
+            message: e.to_string(),
+        })?;
+        Playbook::parse(path, &source)
+    }
+
+    pub fn parse(path: &Path, source: &str) -> Result<Playbook, PlaybookError> {
+        let mut playbook: Playbook = serde_yaml_ng::from_str(source).map_err(|e| {
+            let location = e.location();
+            // serde_yaml_ng appends " at line L column C"; the position goes in front.
+            let message = e.to_string();
+            let message = match message.find(" at line ") {
+                Some(cut) if location.is_some() => message[..cut].to_owned(),
+                _ => message,
+            };
+            PlaybookError {
+                file: path.to_owned(),
+                line: location.as_ref().map(|l| l.line()),
+                column: location.as_ref().map(|l| l.column()),
+                message,
+            }
+        })?;
+        playbook.path = path.to_owned();
+        playbook.source = source.to_owned();
+        Ok(playbook)
+    }
+
+    /// The plugins the playbook calls.
+    pub fn plugins(&self) -> BTreeSet<&str> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s.kind() {
+                Ok(StepKind::Uses { plugin, .. }) => Some(plugin),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error_at(&self, needle: &str, message: String) -> PlaybookError {
+        self.error_at_nth(needle, 0, message)
+    }
+
+    /// Like `error_at`, at the `nth` (0-based) occurrence of `needle`.
+    fn error_at_nth(&self, needle: &str, nth: usize, message: String) -> PlaybookError {
+        let (line, column) = locate(&self.source, needle, nth).unzip();
+        PlaybookError {
+            file: self.path.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Every problem in the playbook: duplicate ids, malformed steps, unknown
+    /// plugins and actions, template syntax, and references to steps that do not
+    /// exist or have not run yet.
+    pub fn validate(&self, catalog: &Catalog) -> Vec<PlaybookError> {
+        let templates = Templates::new();
+        let mut errors = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let all_ids: BTreeSet<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
+        let step_ref = |step: &Step| format!("id: {}", step.id);
+
+        for step in &self.steps {
+            let at = step_ref(step);
+            if !valid_id(&step.id) {
+                errors.push(self.error_at(
+                    &at,
+                    format!("step id `{}` must be letters, digits, `_` or `-`", step.id),
+                ));
+            }
+            if !seen.insert(step.id.as_str()) {
+                let earlier = self
+                    .steps
+                    .iter()
+                    .take_while(|s| !std::ptr::eq(*s, step))
+                    .filter(|s| s.id == step.id)
+                    .count();
+                errors.push(self.error_at_nth(
+                    &at,
+                    earlier,
+                    format!("duplicate step id `{}`", step.id),
+                ));
+            }
+            match step.kind() {
+                Err(message) => {
+                    errors.push(self.error_at(&at, format!("step `{}`: {message}", step.id)))
+                }
+                Ok(StepKind::Uses { plugin, action }) => match catalog.get(plugin) {
+                    None => errors.push(self.error_at(
+                        &format!("uses: {plugin}.{action}"),
+                        format!("step `{}`: unknown plugin `{plugin}`", step.id),
+                    )),
+                    Some(Err(why)) => errors.push(self.error_at(
+                        &format!("uses: {plugin}.{action}"),
+                        format!(
+                            "step `{}`: plugin `{plugin}` cannot be loaded: {why}",
+                            step.id
+                        ),
+                    )),
+                    Some(Ok(actions)) if !actions.contains(action) => errors.push(self.error_at(
+                        &format!("uses: {plugin}.{action}"),
+                        format!(
+                            "step `{}`: plugin `{plugin}` has no action `{action}` (it has: {})",
+                            step.id,
+                            actions.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )),
+                    Some(Ok(_)) => {}
+                },
+                Ok(StepKind::Set | StepKind::Log) => {}
+            }
+            if step.for_each.is_some() && step.uses.is_none() {
+                errors.push(
+                    self.error_at(&at, format!("step `{}`: `for_each` needs `uses`", step.id)),
+                );
+            }
+
+            let mut texts: Vec<&str> = Vec::new();
+            texts.extend(step.condition.as_deref());
+            texts.extend(step.for_each.as_deref());
+            texts.extend(step.log.as_deref());
+            collect_strings(&step.with, &mut texts);
+            if let Some(set) = &step.set {
+                collect_strings(set, &mut texts);
+            }
+            for text in texts {
+                self.check_template(&templates, text, &seen, &all_ids, Some(step), &mut errors);
+            }
+        }
+        let mut texts = Vec::new();
+        collect_strings(&self.output, &mut texts);
+        for text in texts {
+            self.check_template(&templates, text, &seen, &all_ids, None, &mut errors);
+        }
+        errors
+    }
+
+    fn check_template(
+        &self,
+        templates: &Templates,
+        text: &str,
+        done: &BTreeSet<&str>,
+        all: &BTreeSet<&str>,
+        step: Option<&Step>,
+        errors: &mut Vec<PlaybookError>,
+    ) {
+        let whose = step.map_or("output".to_owned(), |s| format!("step `{}`", s.id));
+        let vars = match templates.check(text) {
+            Ok(vars) => vars,
+            Err(e) => {
+                errors.push(self.error_at(text, format!("{whose}: template error: {e}")));
+                return;
+            }
+        };
+        for var in vars {
+            let mut parts = var.split('.');
+            match parts.next() {
+                Some("steps") => {
+                    let Some(id) = parts.next() else { continue };
+                    let current = step.is_some_and(|s| s.id == id);
+                    if current || !done.contains(id) || (step.is_none() && !all.contains(id)) {
+                        let why = if !all.contains(id) {
+                            "does not exist"
+                        } else {
+                            "has not run yet at this point"
+                        };
+                        errors.push(self.error_at(text, format!("{whose}: `steps.{id}` {why}")));
+                    }
+                }
+                Some("inputs") => {
+                    if let Some(name) = parts.next()
+                        && !self.inputs.contains_key(name)
+                    {
+                        errors.push(self.error_at(
+                            text,
+                            format!("{whose}: `inputs.{name}` is not a declared input"),
+                        ));
+                    }
+                }
+                Some("item" | "index") if step.is_some_and(|s| s.for_each.is_some()) => {}
+                Some(other) => {
+                    errors.push(self.error_at(
+                        text,
+                        format!("{whose}: unknown variable `{other}` (use inputs.*, steps.*, or item/index in a for_each step)"),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Applies defaults and checks the run's inputs against the declaration.
+    pub fn bind_inputs(&self, given: &Value) -> Result<Value, String> {
+        let Value::Object(given) = given else {
+            return Err("the playbook's input must be a JSON object".to_owned());
+        };
+        if let Some(unknown) = given.keys().find(|k| !self.inputs.contains_key(*k)) {
+            let declared = self.inputs.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(format!("unknown input `{unknown}` (declared: {declared})"));
+        }
+        let mut bound = serde_json::Map::new();
+        for (name, spec) in &self.inputs {
+            let value = match given.get(name).or(spec.default.as_ref()) {
+                Some(value) => value.clone(),
+                None if spec.required => return Err(format!("input `{name}` is required")),
+                None => Value::Null,
+            };
+            let fits = match spec.kind {
+                InputType::String => value.is_string(),
+                InputType::Number => value.is_number(),
+                InputType::Integer => value.is_i64() || value.is_u64(),
+                InputType::Boolean => value.is_boolean(),
+                InputType::Object => value.is_object(),
+                InputType::Array => value.is_array(),
+            };
+            if !fits && !value.is_null() {
+                return Err(format!(
+                    "input `{name}` must be {}, got {value}",
+                    spec.kind.described()
+                ));
+            }
+            bound.insert(name.clone(), value);
+        }
+        Ok(Value::Object(bound))
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// The 1-based line and column of the `nth` (0-based) occurrence of `needle`.
+fn locate(source: &str, needle: &str, nth: usize) -> Option<(usize, usize)> {
+    let (offset, _) = source.match_indices(needle).nth(nth)?;
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        c.insert("ioc-extract".into(), Ok(["extract".to_owned()].into()));
+        c.insert("virustotal".into(), Ok(["lookup".to_owned()].into()));
+        c.insert("broken".into(), Err("plugin.wasm: missing".into()));
+        c
+    }
+
+    fn errors(source: &str) -> String {
+        match Playbook::parse(Path::new("pb.yaml"), source) {
+            Err(e) => e.to_string(),
+            Ok(p) => p
+                .validate(&catalog())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    #[test]
+    fn a_valid_playbook_has_no_errors() {
+        let source = r#"
+name: enrich
+inputs:
+  text: { type: string, required: true }
+steps:
+  - id: iocs
+    uses: ioc-extract.extract
+    with: { text: "{{ inputs.text }}" }
+  - id: lookups
+    for_each: "{{ steps.iocs.output.ipv4 }}"
+    uses: virustotal.lookup
+    with: { indicator: "{{ item }}" }
+    on_error: continue
+  - id: note
+    if: "{{ steps.lookups.output | length > 0 }}"
+    log: "looked up {{ steps.lookups.output | length }}"
+output:
+  verdicts: "{{ steps.lookups.output }}"
+"#;
+        assert_eq!(errors(source), "");
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_position() {
+        let source = r#"name: bad
+steps:
+  - id: a
+    uses: virustotal.scan
+    with: { indicator: "{{ steps.b.output }}" }
+  - id: b
+    uses: nosuch.thing
+  - id: b
+    set: { x: "{{ inputs.nope }}" }
+  - id: c
+    uses: broken.run
+  - id: d
+    log: "{{ item }} {{ oops( }}"
+output:
+  x: "{{ steps.zzz.output }}"
+"#;
+        insta::assert_snapshot!(errors(source), @r"
+        pb.yaml:4:5: step `a`: plugin `virustotal` has no action `scan` (it has: lookup)
+        pb.yaml:5:25: step `a`: `steps.b` has not run yet at this point
+        pb.yaml:7:5: step `b`: unknown plugin `nosuch`
+        pb.yaml:8:5: duplicate step id `b`
+        pb.yaml:9:16: step `b`: `inputs.nope` is not a declared input
+        pb.yaml:11:5: step `c`: plugin `broken` cannot be loaded: plugin.wasm: missing
+        pb.yaml:13:11: step `d`: template error: syntax error: unexpected `}` (in <string>:1)
+        pb.yaml:15:7: output: `steps.zzz` does not exist
+        ");
+    }
+
+    #[test]
+    fn yaml_and_shape_errors_have_positions() {
+        insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `on_error`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
+    }
+
+    #[test]
+    fn inputs_are_bound_with_defaults_and_checked() {
+        let p = Playbook::parse(
+            Path::new("pb.yaml"),
+            "name: x\ninputs:\n  text: { required: true }\n  severity: { default: low }\n  n: { type: integer }\nsteps: []\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.bind_inputs(&serde_json::json!({"text": "t"})).unwrap(),
+            serde_json::json!({"n": null, "severity": "low", "text": "t"})
+        );
+        assert_eq!(
+            p.bind_inputs(&serde_json::json!({})).unwrap_err(),
+            "input `text` is required"
+        );
+        assert_eq!(
+            p.bind_inputs(&serde_json::json!({"text": "t", "x": 1}))
+                .unwrap_err(),
+            "unknown input `x` (declared: n, severity, text)"
+        );
+        assert_eq!(
+            p.bind_inputs(&serde_json::json!({"text": "t", "n": "two"}))
+                .unwrap_err(),
+            "input `n` must be an integer, got \"two\""
+        );
+    }
+}
