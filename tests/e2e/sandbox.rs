@@ -194,3 +194,30 @@ async fn a_manifest_that_disagrees_with_the_component_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_restart_reuses_the_compiled_plugin() {
+    let site = site();
+    let cache = tempfile::tempdir().unwrap();
+    let options = aerie_runtime::RuntimeOptions {
+        cache_dir: Some(cache.path().to_owned()),
+    };
+    let config = site.parsed_config();
+    let first = aerie_runtime::Runtime::new(&options).unwrap();
+    aerie_runtime::Registry::open(first.clone(), &config)
+        .unwrap()
+        .load("hostile")
+        .await
+        .unwrap();
+    assert_eq!(first.cache_stats(), Some((0, 1)), "compiled and stored");
+
+    // A new process: same cache folder, no compilation.
+    let second = aerie_runtime::Runtime::new(&options).unwrap();
+    let plugin = aerie_runtime::Registry::open(second.clone(), &config)
+        .unwrap()
+        .load("hostile")
+        .await
+        .unwrap();
+    assert_eq!(second.cache_stats(), Some((1, 0)), "loaded from the cache");
+    still_serves(&plugin).await;
+}

@@ -32,6 +32,7 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
+    cache: Option<wasmtime::Cache>,
     step: Linker<CallState>,
     integration: Linker<CallState>,
 }
@@ -58,16 +59,20 @@ impl Runtime {
             .max_memory_size(aerie_manifest::Limits::MAX_MEMORY_BYTES);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
+        let mut cache = None;
         if let Some(dir) = &options.cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the compile cache {}", dir.display()))?;
             // wasmtime wants an absolute path; the default data folder is relative.
             let dir = std::path::absolute(dir)
                 .with_context(|| format!("resolving the compile cache {}", dir.display()))?;
-            let mut cache = wasmtime::CacheConfig::new();
-            cache.with_directory(dir);
-            let cache = wasmtime::Cache::new(cache).map_err(anyhow::Error::from);
-            config.cache(Some(cache.context("opening the compile cache")?));
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(dir);
+            let opened = wasmtime::Cache::new(cache_config)
+                .map_err(anyhow::Error::from)
+                .context("opening the compile cache")?;
+            config.cache(Some(opened.clone()));
+            cache = Some(opened);
         }
 
         let engine = Engine::new(&config)
@@ -85,10 +90,19 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
+                cache,
                 step,
                 integration,
             }),
         })
+    }
+
+    /// Compile-cache hits and misses since this runtime started, when caching.
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|c| (c.cache_hits(), c.cache_misses()))
     }
 
     pub(crate) fn engine(&self) -> &Engine {
