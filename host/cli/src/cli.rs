@@ -30,6 +30,49 @@ pub enum Command {
     /// Inspect and call plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Past and current runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The most recent runs, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its steps.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; name the first entry that does not match (exit 1).
+    Verify,
+    /// A run as a checklist a person reads: every step, what ran it, when, how
+    /// long, what came out.
+    Export {
+        #[arg(long)]
+        run: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Md)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Args)]

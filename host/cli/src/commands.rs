@@ -1,3 +1,4 @@
+mod audit;
 mod playbook;
 mod plugin;
 
@@ -14,5 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Playbook(PlaybookCommand::Validate { paths }) => {
             playbook::validate(&ctx, &paths).await
         }
+        Command::Runs(command) => audit::runs(&ctx, command).await,
+        Command::Audit(command) => audit::audit(&ctx, command).await,
     }
 }

@@ -14,6 +14,12 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub mod audit;
+
+pub use audit::{AuditEntry, Verification};
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The database.
@@ -82,6 +88,62 @@ impl Store {
             .collect())
     }
 
+    /// One run with its steps, as JSON; `None` if there is no such run.
+    pub async fn run(&self, id: &str) -> anyhow::Result<Option<Value>> {
+        let Some(run) = sqlx::query(
+            "SELECT id, playbook, status, input, output, error, started_at, finished_at FROM runs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let parse = |text: Option<String>| -> Value {
+            text.and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null)
+        };
+        let steps = sqlx::query(
+            "SELECT step_id, status, attempts, input, output, error, plugin, plugin_version, plugin_sha256,
+                    started_at, finished_at, ms
+             FROM steps WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.get::<String, _>("step_id"),
+                "status": s.get::<String, _>("status"),
+                "attempts": s.get::<i64, _>("attempts"),
+                "input": parse(s.get("input")),
+                "output": parse(s.get("output")),
+                "error": parse(s.get("error")),
+                "plugin": s.get::<Option<String>, _>("plugin").map(|name| serde_json::json!({
+                    "name": name,
+                    "version": s.get::<Option<String>, _>("plugin_version"),
+                    "sha256": s.get::<Option<String>, _>("plugin_sha256"),
+                })),
+                "started_at": s.get::<Option<String>, _>("started_at"),
+                "finished_at": s.get::<Option<String>, _>("finished_at"),
+                "ms": s.get::<i64, _>("ms"),
+            })
+        })
+        .collect::<Vec<_>>();
+        Ok(Some(serde_json::json!({
+            "id": run.get::<String, _>("id"),
+            "playbook": run.get::<String, _>("playbook"),
+            "status": run.get::<String, _>("status"),
+            "input": parse(run.get("input")),
+            "output": parse(run.get("output")),
+            "error": run.get::<Option<String>, _>("error"),
+            "started_at": run.get::<String, _>("started_at"),
+            "finished_at": run.get::<Option<String>, _>("finished_at"),
+            "steps": steps,
+        })))
+    }
+
     /// Every text column of every table, for tests that prove a value is absent.
     pub async fn dump(&self) -> anyhow::Result<String> {
         let mut text = String::new();
@@ -138,8 +200,20 @@ fn json_text(value: &Value) -> Option<String> {
     (!value.is_null()).then(|| value.to_string())
 }
 
+impl Store {
+    /// A write transaction that holds SQLite's write lock from its start, so two
+    /// processes cannot both extend the audit chain from the same entry.
+    async fn write(&self) -> anyhow::Result<Tx<'static>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("starting a write")
+    }
+}
+
 impl RunStore for Store {
     async fn run_started(&self, run: &RunRecord) -> anyhow::Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO runs (id, playbook, status, input, started_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -148,13 +222,17 @@ impl RunStore for Store {
         .bind(run.status.as_str())
         .bind(run.input.to_string())
         .bind(&run.started_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("recording the run")?;
+        let body = serde_json::json!({ "playbook": run.playbook, "input": run.input });
+        audit::append(&mut tx, &run.id, "run.started", &body).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO steps (run_id, step_id, seq, status, attempts, input, output, error, plugin, plugin_version,
                                 plugin_sha256, started_at, finished_at, ms)
@@ -179,9 +257,18 @@ impl RunStore for Store {
         .bind(&step.started_at)
         .bind(&step.finished_at)
         .bind(step.ms as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .with_context(|| format!("recording step `{}`", step.id))?;
+        let (kind, body) = match step.status {
+            aerie_engine::StepStatus::Running => (
+                "step.started",
+                serde_json::json!({ "step": step.id, "at": step.started_at }),
+            ),
+            _ => ("step.finished", serde_json::to_value(step)?),
+        };
+        audit::append(&mut tx, run_id, kind, &body).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -193,6 +280,10 @@ impl RunStore for Store {
         plugin: &str,
         requests: &[Value],
     ) -> anyhow::Result<()> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
         for request in requests {
             sqlx::query(
                 "INSERT INTO requests (run_id, step_id, item, plugin, method, url, status, bytes, ms, refused)
@@ -208,14 +299,18 @@ impl RunStore for Store {
             .bind(request["bytes"].as_i64().unwrap_or(0))
             .bind(request["ms"].as_i64().unwrap_or(0))
             .bind(request["refused"].as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .context("recording a request")?;
+            let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
+            audit::append(&mut tx, run_id, "request", &body).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
     async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ? WHERE id = ?",
         )
@@ -224,9 +319,13 @@ impl RunStore for Store {
         .bind(&run.error)
         .bind(&run.finished_at)
         .bind(&run.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("recording the run's end")?;
+        let body =
+            serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
+        audit::append(&mut tx, &run.id, "run.finished", &body).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -1,0 +1,147 @@
+//! The audit trail: an append-only table where each entry carries the SHA-256 of
+//! the one before, so a changed, removed or reordered entry breaks the chain.
+//!
+//! Entries are appended in the same transaction as the state change they
+//! describe; the trail cannot say a step finished that the database does not
+//! have, nor the reverse. The chain proves integrity from the first entry to the
+//! last; to detect entries forged *after* the last one, keep the latest hash
+//! somewhere else (`aerie audit verify` prints it).
+
+use futures_util::TryStreamExt as _;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Store, Tx};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub run_id: String,
+    pub kind: String,
+    pub body: Value,
+    pub hash: String,
+}
+
+/// The outcome of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Verification {
+    /// Every entry matches; `last` is the hash to keep elsewhere.
+    Intact { entries: u64, last: String },
+    /// The first entry that does not match, and how.
+    Broken { seq: i64, why: String },
+}
+
+fn digest(prev: &str, at: &str, run_id: &str, kind: &str, body: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [prev, at, run_id, kind] {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.update(body.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Appends one entry inside the caller's (write) transaction.
+pub(crate) async fn append(
+    tx: &mut Tx<'_>,
+    run_id: &str,
+    kind: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let prev: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let prev = prev.unwrap_or_else(|| GENESIS.to_owned());
+    let at = now();
+    let body = body.to_string();
+    let hash = digest(&prev, &at, run_id, kind, &body);
+    sqlx::query(
+        "INSERT INTO audit (at, run_id, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&at)
+    .bind(run_id)
+    .bind(kind)
+    .bind(&body)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Recomputes the chain from the first entry; names the first that differs.
+    pub async fn verify_audit(&self) -> anyhow::Result<Verification> {
+        let mut rows = sqlx::query(
+            "SELECT seq, at, run_id, kind, body, prev_hash, hash FROM audit ORDER BY seq",
+        )
+        .fetch(&self.pool);
+        let mut prev = GENESIS.to_owned();
+        let mut entries = 0u64;
+        while let Some(row) = rows.try_next().await? {
+            let seq: i64 = row.get("seq");
+            let stored_prev: String = row.get("prev_hash");
+            let hash: String = row.get("hash");
+            if stored_prev != prev {
+                return Ok(Verification::Broken {
+                    seq,
+                    why: "it does not follow the entry before it (an entry was removed, inserted or reordered)".to_owned(),
+                });
+            }
+            let expected = digest(
+                &prev,
+                row.get("at"),
+                row.get("run_id"),
+                row.get("kind"),
+                row.get("body"),
+            );
+            if expected != hash {
+                return Ok(Verification::Broken {
+                    seq,
+                    why: "its content does not match its hash (it was changed)".to_owned(),
+                });
+            }
+            prev = hash;
+            entries += 1;
+        }
+        Ok(Verification::Intact {
+            entries,
+            last: prev,
+        })
+    }
+
+    /// A run's entries, in order.
+    pub async fn audit_entries(&self, run_id: &str) -> anyhow::Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, run_id, kind, body, hash FROM audit WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    seq: row.get("seq"),
+                    at: row.get("at"),
+                    run_id: row.get("run_id"),
+                    kind: row.get("kind"),
+                    body: serde_json::from_str(row.get::<&str, _>("body"))?,
+                    hash: row.get("hash"),
+                })
+            })
+            .collect()
+    }
+}
