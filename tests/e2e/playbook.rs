@@ -194,3 +194,31 @@ fn bad_inputs_and_invalid_playbooks_are_refused_clearly() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_rate_limited_lookup_is_retried_with_backoff() {
+    let vt = StandIn::new(KEY);
+    vt.throttle(2);
+    let (addr, _server) = aerie_tests::serve(vt.router()).await.unwrap();
+    let site = site(&vt, addr).await;
+    site.file(
+        "retry.yaml",
+        "name: retry\nsteps:\n  - id: vt\n    uses: virustotal.lookup\n    with: { indicator: 8.8.8.8 }\n    retry: { attempts: 3, backoff: 50ms }\noutput: \"{{ steps.vt.output.verdict }}\"\n",
+    );
+    let ran = tokio::task::spawn_blocking({
+        let mut command = site.aerie();
+        command
+            .args(["run", "retry.yaml", "--json"])
+            .env("VT_API_KEY", KEY);
+        move || run(&mut command)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(
+        (out["output"].clone(), out["steps"][0]["attempts"].clone()),
+        (json!("clean"), json!(3))
+    );
+    assert_eq!(vt.received().len(), 3);
+}

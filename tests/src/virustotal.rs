@@ -58,6 +58,8 @@ pub struct StandIn {
     key: String,
     /// Requests answered before the quota runs out; `None` is unlimited.
     quota: Mutex<Option<u64>>,
+    /// Requests still to be answered 429 before normal service resumes.
+    throttled: Mutex<u64>,
     received: Mutex<Vec<Received>>,
 }
 
@@ -66,12 +68,19 @@ impl StandIn {
         Arc::new(StandIn {
             key: key.to_owned(),
             quota: Mutex::new(None),
+            throttled: Mutex::new(0),
             received: Mutex::new(Vec::new()),
         })
     }
 
     pub fn set_quota(&self, remaining: Option<u64>) {
         *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = remaining;
+    }
+
+    /// Answers the next `n` requests with 429, as VirusTotal does when the
+    /// per-minute rate is exceeded, then serves normally.
+    pub fn throttle(&self, n: u64) {
+        *self.throttled.lock().unwrap_or_else(|e| e.into_inner()) = n;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -122,6 +131,17 @@ async fn object(
             "WrongCredentialsError",
             "Wrong API key",
         );
+    }
+    {
+        let mut throttled = vt.throttled.lock().unwrap_or_else(|e| e.into_inner());
+        if *throttled > 0 {
+            *throttled -= 1;
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                "Too many requests",
+            );
+        }
     }
     {
         let mut quota = vt.quota.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,14 +5,15 @@
 //! and the store in.
 //!
 //! This is the first, sequential runner: `uses` steps (optionally `for_each`),
-//! `if`, `set`, `log`, and `on_error: fail | continue`. Every step's state is
+//! `if`, `set`, `log`, `retry` with backoff, `timeout`, and `on_error: fail |
+//! continue`. Every step's state is
 //! written to the store as it happens.
 
 mod playbook;
 mod runner;
 mod template;
 
-pub use playbook::{Catalog, InputSpec, Playbook, PlaybookError, Step, StepKind};
+pub use playbook::{Catalog, InputSpec, Playbook, PlaybookError, Retry, Step, StepKind};
 pub use runner::{
     PluginCall, PluginRef, Plugins, RunRecord, RunStatus, RunStore, Runner, StepError, StepRecord,
     StepStatus,

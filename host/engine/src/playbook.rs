@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -89,6 +90,70 @@ pub struct Step {
     pub log: Option<String>,
     #[serde(default)]
     pub on_error: OnError,
+    /// Retries of errors the plugin marked retryable (and step timeouts).
+    pub retry: Option<Retry>,
+    /// Deadline of each call of the step, e.g. `20s`.
+    #[serde(default, with = "duration_text")]
+    pub timeout: Option<Duration>,
+}
+
+/// `retry: { attempts: 3, backoff: 1s, max_backoff: 30s }`: up to `attempts`
+/// calls in all, waiting `backoff`, then twice that, and so on up to
+/// `max_backoff`, between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub attempts: u32,
+    #[serde(default = "default_backoff", with = "duration_text::required")]
+    pub backoff: Duration,
+    #[serde(default = "default_max_backoff", with = "duration_text::required")]
+    pub max_backoff: Duration,
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Retry {
+    /// The wait before attempt `attempt` (2 is the first retry).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(2).min(20);
+        self.backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+/// Durations written as `500ms`, `20s`, `4h` (humantime).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim())
+            .map_err(|e| format!("`{text}` is not a duration like 500ms, 20s or 4h: {e}"))
+    }
+
+    pub mod required {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            super::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// What a failed step does to the run.
@@ -272,6 +337,17 @@ impl Playbook {
                     Some(Ok(_)) => {}
                 },
                 Ok(StepKind::Set | StepKind::Log) => {}
+            }
+            if let Some(retry) = &step.retry
+                && (retry.attempts == 0 || step.uses.is_none())
+            {
+                errors.push(self.error_at(
+                    &at,
+                    format!(
+                        "step `{}`: `retry` needs `uses` and at least 1 attempt",
+                        step.id
+                    ),
+                ));
             }
             if step.for_each.is_some() && step.uses.is_none() {
                 errors.push(
@@ -495,7 +571,7 @@ output:
     #[test]
     fn yaml_and_shape_errors_have_positions() {
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
-        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `on_error`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
     }
 

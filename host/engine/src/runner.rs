@@ -305,10 +305,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                         }
                     };
                     record.input = input.clone();
-                    record.attempts += 1;
-                    let call = self.plugins.call(plugin, action, &input).await;
-                    self.store
-                        .requests_made(run_id, &step.id, None, plugin, &call.requests)
+                    let call = self
+                        .call(run_id, step, None, (plugin, action), &input, record)
                         .await?;
                     record.plugin = call.plugin;
                     match call.result {
@@ -354,10 +352,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                             return Ok(());
                         }
                     };
-                    record.attempts += 1;
-                    let call = self.plugins.call(plugin, action, &input).await;
-                    self.store
-                        .requests_made(run_id, &step.id, Some(index), plugin, &call.requests)
+                    let call = self
+                        .call(run_id, step, Some(index), (plugin, action), &input, record)
                         .await?;
                     inputs.push(input);
                     record.plugin = call.plugin;
@@ -391,10 +387,264 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
     }
 }
 
+impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
+    /// One call of a step's action, with its timeout and retries; counts the
+    /// attempts and records every attempt's requests.
+    async fn call(
+        &self,
+        run_id: &str,
+        step: &Step,
+        item: Option<usize>,
+        (plugin, action): (&str, &str),
+        input: &Value,
+        record: &mut StepRecord,
+    ) -> anyhow::Result<PluginCall> {
+        let attempts = step.retry.map_or(1, |r| r.attempts.max(1));
+        let mut attempt = 1;
+        loop {
+            record.attempts += 1;
+            let call = match step.timeout {
+                None => self.plugins.call(plugin, action, input).await,
+                Some(limit) => {
+                    match tokio::time::timeout(limit, self.plugins.call(plugin, action, input))
+                        .await
+                    {
+                        Ok(call) => call,
+                        Err(_) => PluginCall {
+                            result: Err(StepError {
+                                code: "timeout".to_owned(),
+                                message: format!(
+                                    "the step's {} timeout passed",
+                                    humantime::format_duration(limit)
+                                ),
+                                retryable: true,
+                            }),
+                            plugin: None,
+                            requests: Vec::new(),
+                            logs: Vec::new(),
+                        },
+                    }
+                }
+            };
+            self.store
+                .requests_made(run_id, &step.id, item, plugin, &call.requests)
+                .await?;
+            let retry = match (&call.result, step.retry) {
+                (Err(e), Some(retry)) if e.retryable && attempt < attempts => retry,
+                _ => return Ok(call),
+            };
+            attempt += 1;
+            let delay = retry.delay(attempt);
+            tracing::info!(step = %step.id, attempt, "retrying in {}", humantime::format_duration(delay));
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
 fn template_error(message: String) -> StepError {
     StepError {
         code: "invalid-input".to_owned(),
         message,
         retryable: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::playbook::Retry;
+
+    /// Answers each call with the next scripted result, after an optional delay.
+    struct Scripted {
+        answers: Mutex<Vec<(Duration, Result<Value, StepError>)>>,
+        calls: Mutex<Vec<Value>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<(Duration, Result<Value, StepError>)>) -> Self {
+            Scripted {
+                answers: Mutex::new(answers.into_iter().rev().collect()),
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Plugins for Scripted {
+        async fn call(&self, _plugin: &str, _action: &str, input: &Value) -> PluginCall {
+            self.calls.lock().unwrap().push(input.clone());
+            let (delay, result) = self
+                .answers
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("more calls than scripted");
+            tokio::time::sleep(delay).await;
+            PluginCall {
+                result,
+                plugin: None,
+                requests: vec![json!({"method": "GET"})],
+                logs: Vec::new(),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Memory {
+        events: Mutex<Vec<String>>,
+    }
+
+    impl RunStore for Memory {
+        async fn run_started(&self, _: &RunRecord) -> anyhow::Result<()> {
+            self.events.lock().unwrap().push("run.started".into());
+            Ok(())
+        }
+        async fn step_updated(&self, _: &str, step: &StepRecord) -> anyhow::Result<()> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("{}:{}", step.id, step.status.as_str()));
+            Ok(())
+        }
+        async fn requests_made(
+            &self,
+            _: &str,
+            step: &str,
+            _: Option<usize>,
+            _: &str,
+            r: &[Value],
+        ) -> anyhow::Result<()> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("{step}:requests:{}", r.len()));
+            Ok(())
+        }
+        async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("run.{}", run.status.as_str()));
+            Ok(())
+        }
+    }
+
+    fn err(code: &str, retryable: bool) -> Result<Value, StepError> {
+        Err(StepError {
+            code: code.into(),
+            message: format!("{code} happened"),
+            retryable,
+        })
+    }
+
+    const NOW: Duration = Duration::ZERO;
+
+    async fn run(source: &str, plugins: &Scripted) -> (RunRecord, Vec<String>) {
+        let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+        let store = Memory::default();
+        let run = Runner::new(plugins, &store)
+            .run(&playbook, &json!({}))
+            .await
+            .unwrap();
+        let events = store.events.lock().unwrap().clone();
+        (run, events)
+    }
+
+    const RETRYING: &str = "name: t\nsteps:\n  - id: vt\n    uses: vt.lookup\n    retry: { attempts: 3, backoff: 5ms, max_backoff: 20ms }\n    timeout: 200ms\n";
+
+    #[tokio::test]
+    async fn retryable_errors_are_retried_until_success() {
+        let plugins = Scripted::new(vec![
+            (NOW, err("rate-limited", true)),
+            (NOW, err("rate-limited", true)),
+            (NOW, Ok(json!({"verdict": "clean"}))),
+        ]);
+        let (run, events) = run(RETRYING, &plugins).await;
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(run.steps[0].attempts, 3);
+        assert_eq!(run.steps[0].output, json!({"verdict": "clean"}));
+        assert_eq!(
+            events,
+            [
+                "run.started",
+                "vt:running",
+                "vt:requests:1",
+                "vt:requests:1",
+                "vt:requests:1",
+                "vt:succeeded",
+                "run.succeeded"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let plugins = Scripted::new(vec![(NOW, err("unauthorized", false))]);
+        let (run, _) = run(RETRYING, &plugins).await;
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.steps[0].attempts, 1);
+        assert_eq!(
+            run.error.as_deref(),
+            Some("step `vt`: unauthorized: unauthorized happened")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_call_times_out_and_the_timeout_is_retried() {
+        let plugins = Scripted::new(vec![
+            (Duration::from_secs(5), Ok(json!("too late"))),
+            (NOW, Ok(json!("in time"))),
+        ]);
+        let (run, _) = run(RETRYING, &plugins).await;
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(run.steps[0].attempts, 2);
+        assert_eq!(run.steps[0].output, json!("in time"));
+    }
+
+    #[tokio::test]
+    async fn retries_give_up_after_the_last_attempt() {
+        let plugins = Scripted::new(vec![(NOW, err("upstream", true)); 3]);
+        let (run, _) = run(RETRYING, &plugins).await;
+        assert_eq!((run.status, run.steps[0].attempts), (RunStatus::Failed, 3));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let retry = Retry {
+            attempts: 10,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        };
+        let delays: Vec<u64> = (2..=8).map(|a| retry.delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[tokio::test]
+    async fn for_each_continue_keeps_going_and_if_skips() {
+        let source = "name: t\nsteps:\n  - id: each\n    for_each: \"{{ [1, 2, 3] }}\"\n    uses: p.a\n    with: { n: \"{{ item * 10 }}\", i: \"{{ index }}\" }\n    on_error: continue\n  - id: never\n    if: \"{{ steps.each.status == 'succeeded' }}\"\n    log: unreachable\noutput: \"{{ steps.each.output }}\"\n";
+        let plugins = Scripted::new(vec![
+            (NOW, Ok(json!(1))),
+            (NOW, err("upstream", false)),
+            (NOW, Ok(json!(3))),
+        ]);
+        let (run, _) = run(source, &plugins).await;
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(
+            run.output,
+            json!([1, {"error": {"code": "upstream", "message": "upstream happened"}}, 3])
+        );
+        assert_eq!(run.steps[0].status, StepStatus::Failed);
+        assert_eq!(run.steps[1].status, StepStatus::Skipped);
+        assert_eq!(
+            *plugins.calls.lock().unwrap(),
+            [
+                json!({"n": 10, "i": 0}),
+                json!({"n": 20, "i": 1}),
+                json!({"n": 30, "i": 2})
+            ]
+        );
     }
 }
