@@ -9,6 +9,7 @@ mod broker;
 mod cli;
 mod harness;
 mod playbook;
+mod resume;
 mod sandbox;
 mod secrets;
 mod virustotal;

@@ -53,6 +53,13 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Finish runs whose process died: every running run whose lease expired,
+    /// or only ID. Steps that succeeded are not run again.
+    Resume {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,7 @@ mod template;
 
 pub use playbook::{Catalog, InputSpec, Playbook, PlaybookError, Retry, Step, StepKind};
 pub use runner::{
-    PluginCall, PluginRef, Plugins, RunRecord, RunStatus, RunStore, Runner, StepError, StepRecord,
-    StepStatus,
+    Lease, PluginCall, PluginRef, Plugins, RunRecord, RunStatus, RunStore, Runner, StepError,
+    StepRecord, StepStatus, epoch_ms,
 };
 pub use template::Templates;

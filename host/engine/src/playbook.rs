@@ -253,6 +253,11 @@ impl Playbook {
         Ok(playbook)
     }
 
+    /// The YAML the playbook was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// The plugins the playbook calls.
     pub fn plugins(&self) -> BTreeSet<&str> {
         self.steps

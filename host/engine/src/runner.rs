@@ -45,9 +45,46 @@ pub trait Plugins: Sync {
     ) -> impl Future<Output = PluginCall> + Send;
 }
 
+/// A process's hold on a run: only the holder executes it, and it renews the
+/// hold while it does. A run whose hold expired (its process died) may be
+/// claimed by another process and resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: i64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Where runs are kept. Every call is a durable write.
 pub trait RunStore: Sync {
-    fn run_started(&self, run: &RunRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Records a new run, its playbook's source (so a resume runs the same
+    /// definition) and the creator's lease.
+    fn run_started(
+        &self,
+        run: &RunRecord,
+        definition: &str,
+        lease: &Lease,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Extends the lease; `false` when another process holds the run now.
+    fn renew_lease(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+    /// Takes over the oldest running run whose lease expired (or `only` that
+    /// one), returning it with its playbook's source.
+    fn claim(
+        &self,
+        lease: &Lease,
+        only: Option<&str>,
+    ) -> impl Future<Output = anyhow::Result<Option<(RunRecord, String)>>> + Send;
     fn step_updated(
         &self,
         run_id: &str,
@@ -142,6 +179,8 @@ pub struct Runner<'a, P, S> {
     plugins: &'a P,
     store: &'a S,
     templates: Templates,
+    owner: String,
+    lease: std::time::Duration,
 }
 
 impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
@@ -150,7 +189,55 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             plugins,
             store,
             templates: Templates::new(),
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+            lease: std::time::Duration::from_secs(15),
         }
+    }
+
+    /// How long a lease lasts without renewal (`[engine] lease_seconds`).
+    pub fn lease_duration(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease.max(std::time::Duration::from_millis(100));
+        self
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            until_ms: epoch_ms() + self.lease.as_millis() as i64,
+        }
+    }
+
+    /// Claims a run whose process died (or `only` that one, if its lease
+    /// expired) and finishes it. `load` turns the stored playbook source into a
+    /// playbook. Returns `None` when there is nothing to resume.
+    pub async fn resume(
+        &self,
+        only: Option<&str>,
+        load: impl Fn(&str) -> anyhow::Result<Playbook>,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        let Some((mut run, definition)) = self.store.claim(&self.lease(), only).await? else {
+            return Ok(None);
+        };
+        let playbook = load(&definition)?;
+        tracing::info!(run = %run.id, "resuming");
+        // Steps that never started have no record yet.
+        let mut stored = std::mem::take(&mut run.steps);
+        run.steps = playbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(
+                |(seq, step)| match stored.iter().position(|s| s.id == step.id) {
+                    Some(at) => StepRecord {
+                        seq,
+                        ..stored.swap_remove(at)
+                    },
+                    None => pending(seq, step),
+                },
+            )
+            .collect();
+        self.drive(&playbook, &mut run).await?;
+        Ok(Some(run))
     }
 
     /// Runs `playbook` on `input` to its end. Invalid input is an error before
@@ -170,27 +257,49 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 .steps
                 .iter()
                 .enumerate()
-                .map(|(seq, step)| StepRecord {
-                    id: step.id.clone(),
-                    seq,
-                    status: StepStatus::Pending,
-                    attempts: 0,
-                    input: Value::Null,
-                    output: Value::Null,
-                    error: None,
-                    plugin: None,
-                    started_at: None,
-                    finished_at: None,
-                    ms: 0,
-                })
+                .map(|(seq, step)| pending(seq, step))
                 .collect(),
             started_at: now(),
             finished_at: None,
         };
-        self.store.run_started(&run).await?;
+        self.store
+            .run_started(&run, playbook.source(), &self.lease())
+            .await?;
+        self.drive(playbook, &mut run).await?;
+        Ok(run)
+    }
 
-        let mut ctx = json!({ "inputs": inputs, "steps": {} });
+    /// Executes the steps not yet done, renewing the lease meanwhile. Steps that
+    /// succeeded or were skipped (in an earlier process) are not run again; a
+    /// step interrupted mid-flight is run again from its start.
+    async fn drive(&self, playbook: &Playbook, run: &mut RunRecord) -> anyhow::Result<()> {
+        let id = run.id.clone();
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                if !self.store.renew_lease(&id, &self.lease()).await? {
+                    anyhow::bail!("it was taken over by another process");
+                }
+            }
+        };
+        let work = self.steps(playbook, run);
+        tokio::select! {
+            done = work => done,
+            lost = renew => lost.map_err(|e| e.context(format!("run {id}"))),
+        }
+    }
+
+    async fn steps(&self, playbook: &Playbook, run: &mut RunRecord) -> anyhow::Result<()> {
+        let mut ctx = json!({ "inputs": run.input, "steps": {} });
         for (seq, step) in playbook.steps.iter().enumerate() {
+            let done = &run.steps[seq];
+            if matches!(done.status, StepStatus::Succeeded | StepStatus::Skipped)
+                || (done.status == StepStatus::Failed && step.on_error == OnError::Continue)
+            {
+                ctx["steps"][&step.id] =
+                    json!({ "output": done.output, "status": done.status.as_str() });
+                continue;
+            }
             let started = Instant::now();
             let mut record = run.steps[seq].clone();
             record.started_at = Some(now());
@@ -209,7 +318,11 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                     record.status = StepStatus::Skipped;
                 } else {
                     record.status = StepStatus::Running;
-                    self.store.step_updated(&run.id, &record).await?;
+                    // A plugin step is recorded as started by each attempt (see
+                    // `call`), so a crash mid-call still counts the attempt.
+                    if step.uses.is_none() {
+                        self.store.step_updated(&run.id, &record).await?;
+                    }
                     self.execute(&run.id, step, &ctx, &mut record).await?;
                 }
             }
@@ -246,8 +359,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             }
         }
         run.finished_at = Some(now());
-        self.store.run_finished(&run).await?;
-        Ok(run)
+        self.store.run_finished(run).await?;
+        Ok(())
     }
 
     /// Runs one step that is not skipped, filling in its output or error.
@@ -403,6 +516,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         let mut attempt = 1;
         loop {
             record.attempts += 1;
+            self.store.step_updated(run_id, record).await?;
             let call = match step.timeout {
                 None => self.plugins.call(plugin, action, input).await,
                 Some(limit) => {
@@ -438,6 +552,22 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             tracing::info!(step = %step.id, attempt, "retrying in {}", humantime::format_duration(delay));
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+fn pending(seq: usize, step: &Step) -> StepRecord {
+    StepRecord {
+        id: step.id.clone(),
+        seq,
+        status: StepStatus::Pending,
+        attempts: 0,
+        input: Value::Null,
+        output: Value::Null,
+        error: None,
+        plugin: None,
+        started_at: None,
+        finished_at: None,
+        ms: 0,
     }
 }
 
@@ -498,9 +628,19 @@ mod tests {
     }
 
     impl RunStore for Memory {
-        async fn run_started(&self, _: &RunRecord) -> anyhow::Result<()> {
+        async fn run_started(&self, _: &RunRecord, _: &str, _: &Lease) -> anyhow::Result<()> {
             self.events.lock().unwrap().push("run.started".into());
             Ok(())
+        }
+        async fn renew_lease(&self, _: &str, _: &Lease) -> anyhow::Result<bool> {
+            Ok(true)
+        }
+        async fn claim(
+            &self,
+            _: &Lease,
+            _: Option<&str>,
+        ) -> anyhow::Result<Option<(RunRecord, String)>> {
+            Ok(None)
         }
         async fn step_updated(&self, _: &str, step: &StepRecord) -> anyhow::Result<()> {
             self.events
@@ -572,7 +712,9 @@ mod tests {
                 "run.started",
                 "vt:running",
                 "vt:requests:1",
+                "vt:running",
                 "vt:requests:1",
+                "vt:running",
                 "vt:requests:1",
                 "vt:succeeded",
                 "run.succeeded"

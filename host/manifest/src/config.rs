@@ -31,6 +31,7 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     pub playbooks_dir: PathBuf,
     pub store: StoreConfig,
+    pub engine: EngineConfig,
     pub plugins: BTreeMap<String, PluginGrant>,
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -42,6 +43,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from("plugins"),
             playbooks_dir: PathBuf::from("playbooks"),
             store: StoreConfig::default(),
+            engine: EngineConfig::default(),
             plugins: BTreeMap::new(),
             users: BTreeMap::new(),
         }
@@ -53,6 +55,22 @@ impl Default for Config {
 pub struct StoreConfig {
     /// `sqlite://PATH` or `postgres://...`; defaults to `sqlite://<data_dir>/aerie.db`.
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// How long a process's hold on a run lasts without renewal; after that,
+    /// `aerie runs resume` (or another server) may take the run over.
+    pub lease_seconds: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lease_seconds: 15.0,
+        }
+    }
 }
 
 /// What the operator grants one plugin.
@@ -130,6 +148,13 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), Error> {
+        if !(self.engine.lease_seconds >= 0.1 && self.engine.lease_seconds.is_finite()) {
+            return Err(Error::invalid(
+                path,
+                "engine.lease_seconds",
+                "must be at least 0.1",
+            ));
+        }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
             for origin in &grant.allow {
@@ -248,7 +273,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `plugins`, `users`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `plugins`, `users`"
         );
     }
 }

@@ -11,7 +11,9 @@ mod error;
 mod manifest;
 mod origin;
 
-pub use config::{Config, LimitsOverride, PluginGrant, SecretSource, StoreConfig, UserConfig};
+pub use config::{
+    Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, StoreConfig, UserConfig,
+};
 pub use error::{Error, Location};
 pub use manifest::{
     Apply, CredentialSpec, Limits, Manifest, NetworkSpec, SettingSpec, World, validate_name,

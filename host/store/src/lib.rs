@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use aerie_engine::{RunRecord, RunStore, StepRecord};
+use aerie_engine::{
+    Lease, PluginRef, RunRecord, RunStatus, RunStore, StepError, StepRecord, StepStatus,
+};
 use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -86,6 +88,65 @@ impl Store {
                 finished_at: r.get("finished_at"),
             })
             .collect())
+    }
+
+    /// A run as the engine resumes it.
+    async fn record(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
+        let Some(run) = self.run(id).await? else {
+            return Ok(None);
+        };
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let steps = run["steps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(seq, s)| StepRecord {
+                id: text(&s["id"]).unwrap_or_default(),
+                seq,
+                status: match s["status"].as_str() {
+                    Some("running") => StepStatus::Running,
+                    Some("succeeded") => StepStatus::Succeeded,
+                    Some("failed") => StepStatus::Failed,
+                    Some("skipped") => StepStatus::Skipped,
+                    _ => StepStatus::Pending,
+                },
+                attempts: s["attempts"].as_u64().unwrap_or(0) as u32,
+                input: s["input"].clone(),
+                output: s["output"].clone(),
+                error: serde_json::from_value::<StepErrorRow>(s["error"].clone())
+                    .ok()
+                    .map(|e| StepError {
+                        code: e.code,
+                        message: e.message,
+                        retryable: e.retryable,
+                    }),
+                plugin: s["plugin"].as_object().map(|p| PluginRef {
+                    name: p["name"].as_str().unwrap_or_default().to_owned(),
+                    version: p["version"].as_str().unwrap_or_default().to_owned(),
+                    sha256: p["sha256"].as_str().unwrap_or_default().to_owned(),
+                }),
+                started_at: text(&s["started_at"]),
+                finished_at: text(&s["finished_at"]),
+                ms: s["ms"].as_u64().unwrap_or(0),
+            })
+            .collect();
+        Ok(Some(RunRecord {
+            id: text(&run["id"]).unwrap_or_default(),
+            playbook: text(&run["playbook"]).unwrap_or_default(),
+            status: match run["status"].as_str() {
+                Some("succeeded") => RunStatus::Succeeded,
+                Some("failed") => RunStatus::Failed,
+                _ => RunStatus::Running,
+            },
+            input: run["input"].clone(),
+            output: run["output"].clone(),
+            error: text(&run["error"]),
+            steps,
+            started_at: text(&run["started_at"]).unwrap_or_default(),
+            finished_at: text(&run["finished_at"]),
+        }))
     }
 
     /// One run with its steps, as JSON; `None` if there is no such run.
@@ -196,6 +257,14 @@ impl Store {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct StepErrorRow {
+    code: String,
+    message: String,
+    #[serde(default)]
+    retryable: bool,
+}
+
 fn json_text(value: &Value) -> Option<String> {
     (!value.is_null()).then(|| value.to_string())
 }
@@ -212,16 +281,25 @@ impl Store {
 }
 
 impl RunStore for Store {
-    async fn run_started(&self, run: &RunRecord) -> anyhow::Result<()> {
+    async fn run_started(
+        &self,
+        run: &RunRecord,
+        definition: &str,
+        lease: &Lease,
+    ) -> anyhow::Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO runs (id, playbook, status, input, started_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, playbook, status, input, started_at, definition, lease_owner, lease_until)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&run.id)
         .bind(&run.playbook)
         .bind(run.status.as_str())
         .bind(run.input.to_string())
         .bind(&run.started_at)
+        .bind(definition)
+        .bind(&lease.owner)
+        .bind(lease.until_ms)
         .execute(&mut *tx)
         .await
         .context("recording the run")?;
@@ -229,6 +307,55 @@ impl RunStore for Store {
         audit::append(&mut tx, &run.id, "run.started", &body).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+            .bind(lease.until_ms)
+            .bind(run_id)
+            .bind(&lease.owner)
+            .execute(&self.pool)
+            .await
+            .context("renewing the run's lease")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim(
+        &self,
+        lease: &Lease,
+        only: Option<&str>,
+    ) -> anyhow::Result<Option<(RunRecord, String)>> {
+        let mut tx = self.write().await?;
+        let claimed: Option<(String, String)> = sqlx::query_as(
+            "UPDATE runs SET lease_owner = ?1, lease_until = ?2
+             WHERE id = (SELECT id FROM runs
+                         WHERE status = 'running' AND coalesce(lease_until, 0) < ?3 AND (?4 IS NULL OR id = ?4)
+                         ORDER BY started_at LIMIT 1)
+             RETURNING id, definition",
+        )
+        .bind(&lease.owner)
+        .bind(lease.until_ms)
+        .bind(aerie_engine::epoch_ms())
+        .bind(only)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("claiming a run")?;
+        let Some((id, definition)) = claimed else {
+            return Ok(None);
+        };
+        audit::append(
+            &mut tx,
+            &id,
+            "run.resumed",
+            &serde_json::json!({ "by": lease.owner }),
+        )
+        .await?;
+        tx.commit().await?;
+        let record = self
+            .record(&id)
+            .await?
+            .context("the claimed run vanished")?;
+        Ok(Some((record, definition)))
     }
 
     async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
@@ -263,7 +390,7 @@ impl RunStore for Store {
         let (kind, body) = match step.status {
             aerie_engine::StepStatus::Running => (
                 "step.started",
-                serde_json::json!({ "step": step.id, "at": step.started_at }),
+                serde_json::json!({ "step": step.id, "attempt": step.attempts, "at": step.started_at }),
             ),
             _ => ("step.finished", serde_json::to_value(step)?),
         };

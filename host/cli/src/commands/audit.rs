@@ -27,6 +27,9 @@ pub async fn runs(ctx: &Context, command: RunsCommand) -> anyhow::Result<ExitCod
                 }
             }
         }
+        RunsCommand::Resume { id, json } => {
+            return super::playbook::resume(ctx, &store, id.as_deref(), json).await;
+        }
         RunsCommand::Show { id, json } => {
             let Some(run) = store.run(&id).await? else {
                 anyhow::bail!("no run `{id}`");

@@ -141,7 +141,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let plugins = RuntimePlugins {
         registry: &ctx.registry,
     };
-    let run = Runner::new(&plugins, &store).run(&playbook, &input).await?;
+    let run = runner(ctx, &plugins, &store).run(&playbook, &input).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&run_json(&run))?);
     } else {
@@ -150,6 +150,62 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(match run.status {
         RunStatus::Succeeded => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
+    })
+}
+
+fn runner<'a>(
+    ctx: &Context,
+    plugins: &'a RuntimePlugins<'a>,
+    store: &'a Store,
+) -> Runner<'a, RuntimePlugins<'a>, Store> {
+    Runner::new(plugins, store).lease_duration(std::time::Duration::from_secs_f64(
+        ctx.config.engine.lease_seconds,
+    ))
+}
+
+/// `aerie runs resume [ID]`: finishes the runs whose process died.
+pub async fn resume(
+    ctx: &Context,
+    store: &Store,
+    only: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let plugins = RuntimePlugins {
+        registry: &ctx.registry,
+    };
+    let runner = runner(ctx, &plugins, store);
+    let load = |source: &str| -> anyhow::Result<Playbook> {
+        Playbook::parse(Path::new("(stored definition)"), source).map_err(anyhow::Error::from)
+    };
+    let mut resumed = Vec::new();
+    while let Some(run) = runner.resume(only, load).await? {
+        resumed.push(run);
+        if only.is_some() {
+            break;
+        }
+    }
+    if let (Some(id), true) = (only, resumed.is_empty()) {
+        anyhow::bail!(
+            "run `{id}` is not waiting to be resumed (finished, unknown, or its process still holds it)"
+        );
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&resumed.iter().map(run_json).collect::<Vec<_>>())?
+        );
+    } else if resumed.is_empty() {
+        println!("no run to resume");
+    } else {
+        for run in &resumed {
+            print_run(run);
+        }
+    }
+    let all_succeeded = resumed.iter().all(|r| r.status == RunStatus::Succeeded);
+    Ok(if all_succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 
