@@ -19,7 +19,17 @@ const PLUGINS: &[&str] = &["ioc-extract", "virustotal"];
 const TEST_PLUGINS: &[&str] = &["hostile"];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match xtask() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn xtask() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
