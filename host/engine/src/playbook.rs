@@ -59,6 +59,10 @@ pub enum InputType {
     Array,
 }
 
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
 impl InputType {
     fn described(self) -> &'static str {
         match self {
@@ -78,7 +82,8 @@ pub struct Step {
     pub id: String,
     /// `plugin.action`
     pub uses: Option<String>,
-    #[serde(default)]
+    /// The action's input; `{}` when absent.
+    #[serde(default = "empty_object")]
     pub with: Value,
     /// A list to run the step for, once per item (`item`, `index` in templates).
     pub for_each: Option<String>,

@@ -85,11 +85,18 @@ async fn plugin_calls(
     stats(label, samples, start.elapsed())
 }
 
+/// The interpreter itself, not a version-manager shim in front of it.
+fn python() -> Option<PathBuf> {
+    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().ok()?;
+    Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()))
+}
+
 fn python_calls(label: &'static str, script: &Path, input: &Value, n: usize) -> Option<Stats> {
+    let python = python()?;
     let text = input.to_string();
     let once = || -> Option<Duration> {
         let t = Instant::now();
-        let mut child = Command::new("python3")
+        let mut child = Command::new(&python)
             .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

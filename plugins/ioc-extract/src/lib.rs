@@ -6,12 +6,16 @@
 //! list, so a file name such as `invoice.pdf` is not a domain. The host of a URL
 //! and the domain of an e-mail address are listed under `domains` too, since an
 //! analyst looks those up on their own.
+//!
+//! Patterns use `regex-lite`: every call runs in a fresh instance, so the
+//! patterns are compiled on every call, and regex-lite compiles them an order
+//! of magnitude faster than `regex` for the same matches on alert-sized text.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
 use aerie_sdk::{Actions, Error, Plugin};
-use regex::Regex;
+use regex_lite::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
