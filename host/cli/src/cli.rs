@@ -36,6 +36,32 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Decisions runs are waiting for.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending approvals, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve; once enough approvers have, the run goes on in this process.
+    Approve(Decision),
+    /// Reject; the run goes on with `approved: false`.
+    Reject(Decision),
+}
+
+#[derive(Debug, Args)]
+pub struct Decision {
+    pub id: String,
+    /// Who decides: a user from [users] in aerie.toml.
+    #[arg(long = "as", value_name = "USER")]
+    pub user: String,
+    #[arg(long)]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,5 +17,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runs(command) => audit::runs(&ctx, command).await,
         Command::Audit(command) => audit::audit(&ctx, command).await,
+        Command::Approvals(command) => playbook::approvals(&ctx, command).await,
     }
 }

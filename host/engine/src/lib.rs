@@ -13,9 +13,11 @@ mod playbook;
 mod runner;
 mod template;
 
-pub use playbook::{Catalog, InputSpec, Playbook, PlaybookError, Retry, Step, StepKind};
+pub use playbook::{
+    ApprovalSpec, Catalog, InputSpec, OnTimeout, Playbook, PlaybookError, Retry, Step, StepKind,
+};
 pub use runner::{
-    Lease, PluginCall, PluginRef, Plugins, RunRecord, RunStatus, RunStore, Runner, StepError,
-    StepRecord, StepStatus, epoch_ms,
+    ApprovalRequest, ApprovalState, Lease, PluginCall, PluginRef, Plugins, RunRecord, RunStatus,
+    RunStore, Runner, StepError, StepRecord, StepStatus, epoch_ms,
 };
 pub use template::Templates;

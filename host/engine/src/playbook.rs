@@ -93,6 +93,8 @@ pub struct Step {
     pub set: Option<Value>,
     /// Built-in: logs the rendered message.
     pub log: Option<String>,
+    /// Built-in: waits for people to approve or reject.
+    pub approval: Option<ApprovalSpec>,
     #[serde(default)]
     pub on_error: OnError,
     /// Retries of errors the plugin marked retryable (and step timeouts).
@@ -100,6 +102,38 @@ pub struct Step {
     /// Deadline of each call of the step, e.g. `20s`.
     #[serde(default, with = "duration_text")]
     pub timeout: Option<Duration>,
+}
+
+/// `approval: { message, approvers: [alice, soc-leads], required: 1, timeout: 4h,
+/// on_timeout: reject }`. The run waits (status `waiting`) until `required`
+/// distinct approvers approve, one rejects, or the timeout passes. The step's
+/// output is `{approved, decided_by, comment}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// What the approvers read (a template).
+    pub message: String,
+    /// User or group names from `[users]` in aerie.toml.
+    pub approvers: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+    #[serde(default, with = "duration_text")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What an approval that nobody decided in time becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Reject,
+    Approve,
 }
 
 /// `retry: { attempts: 3, backoff: 1s, max_backoff: 30s }`: up to `attempts`
@@ -179,28 +213,35 @@ pub enum StepKind<'a> {
     Uses { plugin: &'a str, action: &'a str },
     Set,
     Log,
+    Approval,
 }
 
 impl Step {
     pub fn kind(&self) -> Result<StepKind<'_>, String> {
-        match (&self.uses, &self.set, &self.log) {
-            (Some(uses), None, None) => {
+        match (&self.uses, &self.set, &self.log, &self.approval) {
+            (Some(uses), None, None, None) => {
                 let (plugin, action) = uses
                     .split_once('.')
                     .filter(|(p, a)| !p.is_empty() && !a.is_empty() && !a.contains('.'))
                     .ok_or_else(|| format!("`uses: {uses}` must be plugin.action"))?;
                 Ok(StepKind::Uses { plugin, action })
             }
-            (None, Some(_), None) => Ok(StepKind::Set),
-            (None, None, Some(_)) => Ok(StepKind::Log),
-            _ => Err("give exactly one of `uses`, `set` or `log`".to_owned()),
+            (None, Some(_), None, None) => Ok(StepKind::Set),
+            (None, None, Some(_), None) => Ok(StepKind::Log),
+            (None, None, None, Some(_)) => Ok(StepKind::Approval),
+            _ => Err("give exactly one of `uses`, `set`, `log` or `approval`".to_owned()),
         }
     }
 }
 
-/// What plugins and actions exist, for validation: plugin name → its actions, or
-/// why it could not be loaded.
-pub type Catalog = BTreeMap<String, Result<BTreeSet<String>, String>>;
+/// What exists outside the playbook, for validation.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Plugin name → its actions, or why it could not be loaded.
+    pub plugins: BTreeMap<String, Result<BTreeSet<String>, String>>,
+    /// Users and groups that may be named as approvers.
+    pub people: BTreeSet<String>,
+}
 
 /// A problem in a playbook file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +339,7 @@ impl Playbook {
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let all_ids: BTreeSet<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
         let step_ref = |step: &Step| format!("id: {}", step.id);
+        let known_people = &catalog.people;
 
         for step in &self.steps {
             let at = step_ref(step);
@@ -324,7 +366,7 @@ impl Playbook {
                 Err(message) => {
                     errors.push(self.error_at(&at, format!("step `{}`: {message}", step.id)))
                 }
-                Ok(StepKind::Uses { plugin, action }) => match catalog.get(plugin) {
+                Ok(StepKind::Uses { plugin, action }) => match catalog.plugins.get(plugin) {
                     None => errors.push(self.error_at(
                         &format!("uses: {plugin}.{action}"),
                         format!("step `{}`: unknown plugin `{plugin}`", step.id),
@@ -347,6 +389,25 @@ impl Playbook {
                     Some(Ok(_)) => {}
                 },
                 Ok(StepKind::Set | StepKind::Log) => {}
+                Ok(StepKind::Approval) => {
+                    let Some(spec) = &step.approval else { continue };
+                    if spec.approvers.is_empty() || spec.required == 0 {
+                        errors.push(self.error_at(
+                            &at,
+                            format!("step `{}`: an approval needs approvers and `required` of at least 1", step.id),
+                        ));
+                    }
+                    if let Some(unknown) = spec
+                        .approvers
+                        .iter()
+                        .find(|a| !known_people.contains(a.as_str()))
+                    {
+                        errors.push(self.error_at(
+                            unknown,
+                            format!("step `{}`: `{unknown}` is neither a user nor a group in aerie.toml", step.id),
+                        ));
+                    }
+                }
             }
             if let Some(retry) = &step.retry
                 && (retry.attempts == 0 || step.uses.is_none())
@@ -372,6 +433,9 @@ impl Playbook {
             collect_strings(&step.with, &mut texts);
             if let Some(set) = &step.set {
                 collect_strings(set, &mut texts);
+            }
+            if let Some(approval) = &step.approval {
+                texts.push(&approval.message);
             }
             for text in texts {
                 self.check_template(&templates, text, &seen, &all_ids, Some(step), &mut errors);
@@ -505,10 +569,14 @@ mod tests {
     use super::*;
 
     fn catalog() -> Catalog {
-        let mut c = Catalog::new();
-        c.insert("ioc-extract".into(), Ok(["extract".to_owned()].into()));
-        c.insert("virustotal".into(), Ok(["lookup".to_owned()].into()));
-        c.insert("broken".into(), Err("plugin.wasm: missing".into()));
+        let mut c = Catalog::default();
+        c.plugins
+            .insert("ioc-extract".into(), Ok(["extract".to_owned()].into()));
+        c.plugins
+            .insert("virustotal".into(), Ok(["lookup".to_owned()].into()));
+        c.plugins
+            .insert("broken".into(), Err("plugin.wasm: missing".into()));
+        c.people.insert("alice".into());
         c
     }
 
@@ -581,7 +649,7 @@ output:
     #[test]
     fn yaml_and_shape_errors_have_positions() {
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
-        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `on_error`, `retry`, `timeout`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
     }
 

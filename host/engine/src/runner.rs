@@ -99,12 +99,46 @@ pub trait RunStore: Sync {
         requests: &[Value],
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn run_finished(&self, run: &RunRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Opens the approval for a step (once; later calls return its state). A
+    /// pending approval past its deadline is decided by its `on_timeout`.
+    fn approval(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        request: &ApprovalRequest,
+    ) -> impl Future<Output = anyhow::Result<ApprovalState>> + Send;
+    /// Marks the run as waiting for a decision and releases its lease.
+    fn run_waiting(&self, run: &RunRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// An approval as the engine asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRequest {
+    pub message: String,
+    pub approvers: Vec<String>,
+    pub required: u32,
+    /// Milliseconds since the Unix epoch.
+    pub deadline_ms: Option<i64>,
+    pub on_timeout: crate::playbook::OnTimeout,
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalState {
+    Pending,
+    Decided {
+        approved: bool,
+        decided_by: Vec<String>,
+        comment: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Running,
+    /// Paused at an approval.
+    Waiting,
     Succeeded,
     Failed,
 }
@@ -114,6 +148,8 @@ pub enum RunStatus {
 pub enum StepStatus {
     Pending,
     Running,
+    /// An approval not decided yet.
+    Waiting,
     Succeeded,
     Failed,
     Skipped,
@@ -124,6 +160,7 @@ impl StepStatus {
         match self {
             StepStatus::Pending => "pending",
             StepStatus::Running => "running",
+            StepStatus::Waiting => "waiting",
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
             StepStatus::Skipped => "skipped",
@@ -135,6 +172,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
         }
@@ -329,6 +367,15 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             if record.error.is_some() && record.status != StepStatus::Failed {
                 record.status = StepStatus::Failed;
             }
+            if record.status == StepStatus::Waiting {
+                // Paused: the run continues in whichever process records the
+                // decision (or resumes it after the timeout).
+                self.store.step_updated(&run.id, &record).await?;
+                run.steps[seq] = record;
+                run.status = RunStatus::Waiting;
+                self.store.run_waiting(run).await?;
+                return Ok(());
+            }
             record.finished_at = Some(now());
             record.ms = started.elapsed().as_millis() as u64;
             self.store.step_updated(&run.id, &record).await?;
@@ -408,6 +455,37 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 }
                 Err(e) => record.error = Some(template_error(e)),
             },
+            StepKind::Approval => {
+                let Some(spec) = &step.approval else {
+                    return Ok(());
+                };
+                let message = match self.templates.render_str(&spec.message, ctx) {
+                    Ok(Value::String(text)) => text,
+                    Ok(other) => other.to_string(),
+                    Err(e) => {
+                        record.error = Some(template_error(e));
+                        return Ok(());
+                    }
+                };
+                let request = ApprovalRequest {
+                    message,
+                    approvers: spec.approvers.clone(),
+                    required: spec.required,
+                    deadline_ms: spec.timeout.map(|t| epoch_ms() + t.as_millis() as i64),
+                    on_timeout: spec.on_timeout,
+                };
+                match self.store.approval(run_id, &step.id, &request).await? {
+                    ApprovalState::Pending => record.status = StepStatus::Waiting,
+                    ApprovalState::Decided {
+                        approved,
+                        decided_by,
+                        comment,
+                    } => {
+                        record.output = json!({ "approved": approved, "decided_by": decided_by, "comment": comment });
+                        record.status = StepStatus::Succeeded;
+                    }
+                }
+            }
             StepKind::Uses { plugin, action } => {
                 let Some(for_each) = &step.for_each else {
                     let input = match self.templates.render(&step.with, ctx) {
@@ -668,6 +746,18 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("run.{}", run.status.as_str()));
+            Ok(())
+        }
+        async fn approval(
+            &self,
+            _: &str,
+            _: &str,
+            _: &ApprovalRequest,
+        ) -> anyhow::Result<ApprovalState> {
+            Ok(ApprovalState::Pending)
+        }
+        async fn run_waiting(&self, _: &RunRecord) -> anyhow::Result<()> {
+            self.events.lock().unwrap().push("run.waiting".into());
             Ok(())
         }
     }

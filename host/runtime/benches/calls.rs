@@ -87,7 +87,10 @@ async fn plugin_calls(
 
 /// The interpreter itself, not a version-manager shim in front of it.
 fn python() -> Option<PathBuf> {
-    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().ok()?;
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
     Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()))
 }
 

@@ -9,14 +9,18 @@ use std::path::Path;
 use std::str::FromStr;
 
 use aerie_engine::{
-    Lease, PluginRef, RunRecord, RunStatus, RunStore, StepError, StepRecord, StepStatus,
+    ApprovalRequest, ApprovalState, Lease, PluginRef, RunRecord, RunStatus, RunStore, StepError,
+    StepRecord, StepStatus,
 };
 use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub mod approvals;
 pub mod audit;
+
+pub use approvals::{Approval, DecisionError};
 
 pub use audit::{AuditEntry, Verification};
 
@@ -107,6 +111,7 @@ impl Store {
                 seq,
                 status: match s["status"].as_str() {
                     Some("running") => StepStatus::Running,
+                    Some("waiting") => StepStatus::Waiting,
                     Some("succeeded") => StepStatus::Succeeded,
                     Some("failed") => StepStatus::Failed,
                     Some("skipped") => StepStatus::Skipped,
@@ -137,6 +142,7 @@ impl Store {
             playbook: text(&run["playbook"]).unwrap_or_default(),
             status: match run["status"].as_str() {
                 Some("succeeded") => RunStatus::Succeeded,
+                Some("waiting") => RunStatus::Waiting,
                 Some("failed") => RunStatus::Failed,
                 _ => RunStatus::Running,
             },
@@ -326,6 +332,9 @@ impl RunStore for Store {
         only: Option<&str>,
     ) -> anyhow::Result<Option<(RunRecord, String)>> {
         let mut tx = self.write().await?;
+        // Approvals past their deadline are decided first, which puts their
+        // runs back in the queue.
+        approvals::expire(&mut tx, None).await?;
         let claimed: Option<(String, String)> = sqlx::query_as(
             "UPDATE runs SET lease_owner = ?1, lease_until = ?2
              WHERE id = (SELECT id FROM runs
@@ -454,5 +463,18 @@ impl RunStore for Store {
         audit::append(&mut tx, &run.id, "run.finished", &body).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn approval(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        request: &ApprovalRequest,
+    ) -> anyhow::Result<ApprovalState> {
+        self.open_approval(run_id, step_id, request).await
+    }
+
+    async fn run_waiting(&self, run: &RunRecord) -> anyhow::Result<()> {
+        self.mark_waiting(run).await
     }
 }

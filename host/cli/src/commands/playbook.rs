@@ -11,7 +11,7 @@ use aerie_runtime::Registry;
 use aerie_store::Store;
 use serde_json::{Value, json};
 
-use crate::cli::RunArgs;
+use crate::cli::{ApprovalsCommand, RunArgs};
 use crate::context::Context;
 use crate::input;
 
@@ -75,20 +75,26 @@ fn resolve(ctx: &Context, playbook: &str) -> PathBuf {
     path.to_owned()
 }
 
-/// What the playbook's plugins offer, loading each one it names.
-async fn catalog(registry: &Registry, playbook: &Playbook) -> Catalog {
-    let mut catalog = Catalog::new();
+/// What the playbook's plugins offer (loading each one it names), and the
+/// users and groups it may name as approvers.
+async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
+    let registry = &ctx.registry;
+    let mut catalog = Catalog::default();
+    for (user, config) in &ctx.config.users {
+        catalog.people.insert(user.clone());
+        catalog.people.extend(config.groups.iter().cloned());
+    }
     for name in playbook.plugins() {
         match registry.load(name).await {
             Ok(plugin) => {
-                catalog.insert(
+                catalog.plugins.insert(
                     name.to_owned(),
                     Ok(plugin.actions.iter().map(|a| a.name.clone()).collect()),
                 );
             }
             Err(aerie_runtime::RegistryError::Unknown { .. }) => {}
             Err(e) => {
-                catalog.insert(name.to_owned(), Err(e.to_string()));
+                catalog.plugins.insert(name.to_owned(), Err(e.to_string()));
             }
         }
     }
@@ -97,7 +103,7 @@ async fn catalog(registry: &Registry, playbook: &Playbook) -> Catalog {
 
 async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>> {
     let playbook = Playbook::from_file(path).map_err(|e| vec![e.to_string()])?;
-    let errors = playbook.validate(&catalog(&ctx.registry, &playbook).await);
+    let errors = playbook.validate(&catalog(ctx, &playbook).await);
     if errors.is_empty() {
         Ok(playbook)
     } else {
@@ -148,7 +154,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         print_run(&run);
     }
     Ok(match run.status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Succeeded | RunStatus::Waiting => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
 }
@@ -201,12 +207,75 @@ pub async fn resume(
             print_run(run);
         }
     }
-    let all_succeeded = resumed.iter().all(|r| r.status == RunStatus::Succeeded);
+    let all_succeeded = resumed
+        .iter()
+        .all(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::Waiting));
     Ok(if all_succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&ctx.config.store_url()).await?;
+    let (decision, approve) = match command {
+        ApprovalsCommand::List { json } => {
+            let pending = store.pending_approvals().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pending)?);
+            } else if pending.is_empty() {
+                println!("no pending approvals");
+            } else {
+                for a in pending {
+                    println!(
+                        "{}  run {} step {}: {} of {} from [{}] so far: [{}]\n    {}",
+                        a.id,
+                        a.run_id,
+                        a.step_id,
+                        a.approvals.len(),
+                        a.required,
+                        a.approvers.join(", "),
+                        a.approvals.join(", "),
+                        a.message
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ApprovalsCommand::Approve(decision) => (decision, true),
+        ApprovalsCommand::Reject(decision) => (decision, false),
+    };
+    let Some(user) = ctx.config.users.get(&decision.user) else {
+        anyhow::bail!("`{}` is not a user in [users] of the config", decision.user);
+    };
+    let may_decide = |approvers: &[String]| {
+        approvers
+            .iter()
+            .any(|a| *a == decision.user || user.groups.contains(a))
+    };
+    let settled = store
+        .decide(
+            &decision.id,
+            &decision.user,
+            approve,
+            decision.comment.as_deref(),
+            may_decide,
+        )
+        .await?;
+    let verb = if approve { "approved" } else { "rejected" };
+    let Some(run_id) = settled else {
+        println!(
+            "{} {verb} approval {}; it needs more approvals",
+            decision.user, decision.id
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "{} {verb} approval {}; resuming run {run_id}",
+        decision.user, decision.id
+    );
+    resume(ctx, &store, Some(&run_id), false).await
 }
 
 /// `{"id", "status", "output", "steps": [{"id", "status", "attempts", "error"}]}`.

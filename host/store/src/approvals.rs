@@ -1,0 +1,303 @@
+//! Approvals: opened by the engine when a run reaches an `approval` step,
+//! decided by people through the CLI, and timed out by their deadline.
+//!
+//! A decision that settles an approval puts its run back in the queue
+//! (`running`, lease expired), so the deciding process — or any other — resumes
+//! it.
+
+use aerie_engine::{ApprovalRequest, ApprovalState, OnTimeout, RunRecord, epoch_ms};
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::{Store, Tx, audit};
+
+/// An approval as `aerie approvals list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    pub id: String,
+    pub run_id: String,
+    pub step_id: String,
+    pub message: String,
+    pub approvers: Vec<String>,
+    pub required: i64,
+    pub approvals: Vec<String>,
+    pub deadline_ms: Option<i64>,
+    pub status: String,
+}
+
+/// Why a decision was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error("no approval `{0}`")]
+    Unknown(String),
+    #[error("approval `{id}` is already {status}")]
+    Settled { id: String, status: String },
+    #[error("{user} may not decide approval `{id}`: the approvers are {approvers}")]
+    NotApprover {
+        id: String,
+        user: String,
+        approvers: String,
+    },
+    #[error("{user} has already decided approval `{id}`")]
+    Twice { id: String, user: String },
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn on_timeout_text(on_timeout: OnTimeout) -> &'static str {
+    match on_timeout {
+        OnTimeout::Reject => "reject",
+        OnTimeout::Approve => "approve",
+    }
+}
+
+impl Store {
+    pub(crate) async fn open_approval(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        request: &ApprovalRequest,
+    ) -> anyhow::Result<ApprovalState> {
+        let mut tx = self.write().await?;
+        let existing = sqlx::query("SELECT id FROM approvals WHERE run_id = ? AND step_id = ?")
+            .bind(run_id)
+            .bind(step_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_none() {
+            let id = uuid::Uuid::now_v7().to_string();
+            sqlx::query(
+                "INSERT INTO approvals (id, run_id, step_id, message, approvers, required, deadline_ms, on_timeout,
+                                        status, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            )
+            .bind(&id)
+            .bind(run_id)
+            .bind(step_id)
+            .bind(&request.message)
+            .bind(serde_json::to_string(&request.approvers)?)
+            .bind(request.required as i64)
+            .bind(request.deadline_ms)
+            .bind(on_timeout_text(request.on_timeout))
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .context("opening the approval")?;
+            let body = json!({ "approval": id, "step": step_id, "request": request });
+            audit::append(&mut tx, run_id, "approval.requested", &body).await?;
+        }
+        expire(&mut tx, Some(run_id)).await?;
+        let state = state(&mut tx, run_id, step_id).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    pub(crate) async fn mark_waiting(&self, run: &RunRecord) -> anyhow::Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE runs SET status = 'waiting', lease_owner = NULL, lease_until = NULL WHERE id = ?")
+            .bind(&run.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::append(&mut tx, &run.id, "run.waiting", &json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pending approvals, oldest first.
+    pub async fn pending_approvals(&self) -> anyhow::Result<Vec<Approval>> {
+        let mut tx = self.write().await?;
+        expire(&mut tx, None).await?;
+        tx.commit().await?;
+        let rows = sqlx::query(
+            "SELECT a.id, a.run_id, a.step_id, a.message, a.approvers, a.required, a.deadline_ms, a.status,
+                    (SELECT json_group_array(user) FROM approval_decisions d WHERE d.approval_id = a.id AND d.approve = 1)
+                        AS approvals
+             FROM approvals a WHERE a.status = 'pending' ORDER BY a.created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Approval {
+                    id: r.get("id"),
+                    run_id: r.get("run_id"),
+                    step_id: r.get("step_id"),
+                    message: r.get("message"),
+                    approvers: serde_json::from_str(r.get::<&str, _>("approvers"))?,
+                    required: r.get("required"),
+                    approvals: serde_json::from_str(r.get::<&str, _>("approvals"))?,
+                    deadline_ms: r.get("deadline_ms"),
+                    status: r.get("status"),
+                })
+            })
+            .collect()
+    }
+
+    /// Records `user`'s decision. `may_decide(approvers)` says whether the user
+    /// is one of them (directly or through a group). Returns the approval's run
+    /// when the decision settled it, so the caller can resume the run.
+    pub async fn decide(
+        &self,
+        approval_id: &str,
+        user: &str,
+        approve: bool,
+        comment: Option<&str>,
+        may_decide: impl Fn(&[String]) -> bool,
+    ) -> anyhow::Result<Option<String>> {
+        let mut tx = self.write().await?;
+        expire(&mut tx, None).await?;
+        let Some(row) = sqlx::query(
+            "SELECT run_id, step_id, approvers, required, status FROM approvals WHERE id = ?",
+        )
+        .bind(approval_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(DecisionError::Unknown(approval_id.to_owned()).into());
+        };
+        let run_id: String = row.get("run_id");
+        let status: String = row.get("status");
+        if status != "pending" {
+            return Err(DecisionError::Settled {
+                id: approval_id.to_owned(),
+                status,
+            }
+            .into());
+        }
+        let approvers: Vec<String> = serde_json::from_str(row.get::<&str, _>("approvers"))?;
+        if !may_decide(&approvers) {
+            return Err(DecisionError::NotApprover {
+                id: approval_id.to_owned(),
+                user: user.to_owned(),
+                approvers: approvers.join(", "),
+            }
+            .into());
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO approval_decisions (approval_id, user, approve, comment, at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(approval_id)
+        .bind(user)
+        .bind(approve)
+        .bind(comment)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(DecisionError::Twice {
+                id: approval_id.to_owned(),
+                user: user.to_owned(),
+            }
+            .into());
+        }
+        let body = json!({ "approval": approval_id, "user": user, "approve": approve, "comment": comment });
+        audit::append(&mut tx, &run_id, "approval.decided", &body).await?;
+
+        let approvals: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_decisions WHERE approval_id = ? AND approve = 1",
+        )
+        .bind(approval_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let settled = if !approve {
+            Some("rejected")
+        } else if approvals >= row.get::<i64, _>("required") {
+            Some("approved")
+        } else {
+            None
+        };
+        if let Some(outcome) = settled {
+            settle(&mut tx, approval_id, &run_id, outcome, comment).await?;
+        }
+        tx.commit().await?;
+        Ok(settled.map(|_| run_id))
+    }
+}
+
+/// Sets the approval's outcome and hands its run back to the queue.
+async fn settle(
+    tx: &mut Tx<'_>,
+    approval_id: &str,
+    run_id: &str,
+    outcome: &str,
+    comment: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE approvals SET status = ?, comment = ?, decided_at = ? WHERE id = ?")
+        .bind(outcome)
+        .bind(comment)
+        .bind(now())
+        .bind(approval_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE runs SET status = 'running', lease_owner = NULL, lease_until = 0 WHERE id = ? AND status = 'waiting'")
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+    audit::append(
+        tx,
+        run_id,
+        "approval.settled",
+        &json!({ "approval": approval_id, "outcome": outcome }),
+    )
+    .await
+}
+
+/// Decides every pending approval past its deadline by its `on_timeout`.
+pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> anyhow::Result<()> {
+    let due = sqlx::query(
+        "SELECT id, run_id, on_timeout FROM approvals
+         WHERE status = 'pending' AND deadline_ms IS NOT NULL AND deadline_ms <= ? AND (?2 IS NULL OR run_id = ?2)",
+    )
+    .bind(epoch_ms())
+    .bind(run_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in due {
+        let outcome = if row.get::<&str, _>("on_timeout") == "approve" {
+            "approved"
+        } else {
+            "rejected"
+        };
+        settle(
+            tx,
+            row.get("id"),
+            row.get("run_id"),
+            outcome,
+            Some("timed out"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The approval's state as the engine sees it.
+async fn state(tx: &mut Tx<'_>, run_id: &str, step_id: &str) -> anyhow::Result<ApprovalState> {
+    let row =
+        sqlx::query("SELECT id, status, comment FROM approvals WHERE run_id = ? AND step_id = ?")
+            .bind(run_id)
+            .bind(step_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let status: String = row.get("status");
+    if status == "pending" {
+        return Ok(ApprovalState::Pending);
+    }
+    let decided_by: Vec<String> = sqlx::query_scalar(
+        "SELECT user FROM approval_decisions WHERE approval_id = ? ORDER BY at, user",
+    )
+    .bind(row.get::<&str, _>("id"))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ApprovalState::Decided {
+        approved: status == "approved",
+        decided_by,
+        comment: row.get("comment"),
+    })
+}
