@@ -95,6 +95,17 @@ pub struct Step {
     pub log: Option<String>,
     /// Built-in: waits for people to approve or reject.
     pub approval: Option<ApprovalSpec>,
+    /// Built-in: fails the run with the rendered message.
+    pub fail: Option<String>,
+    /// Branch on the rendered value: the steps of the matching `cases` entry run
+    /// (else `default`); the others are skipped. The step's output is the key.
+    pub switch: Option<String>,
+    #[serde(default)]
+    pub cases: BTreeMap<String, Vec<Step>>,
+    pub default: Option<Vec<Step>>,
+    /// Steps run at the same time; the step's output maps each one's id to its
+    /// output. Each is a `uses`, `set`, `log` or `fail` step.
+    pub parallel: Option<Vec<Step>>,
     #[serde(default)]
     pub on_error: OnError,
     /// Retries of errors the plugin marked retryable (and step timeouts).
@@ -214,23 +225,56 @@ pub enum StepKind<'a> {
     Set,
     Log,
     Approval,
+    Fail,
+    Switch,
+    Parallel,
 }
 
 impl Step {
     pub fn kind(&self) -> Result<StepKind<'_>, String> {
-        match (&self.uses, &self.set, &self.log, &self.approval) {
-            (Some(uses), None, None, None) => {
+        let given = [
+            self.uses.is_some(),
+            self.set.is_some(),
+            self.log.is_some(),
+            self.approval.is_some(),
+            self.fail.is_some(),
+            self.switch.is_some(),
+            self.parallel.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(
+                "give exactly one of `uses`, `set`, `log`, `approval`, `fail`, `switch` or `parallel`"
+                    .to_owned(),
+            );
+        }
+        if self.switch.is_none() && (!self.cases.is_empty() || self.default.is_some()) {
+            return Err("`cases` and `default` belong to a `switch`".to_owned());
+        }
+        Ok(match () {
+            _ if self.set.is_some() => StepKind::Set,
+            _ if self.log.is_some() => StepKind::Log,
+            _ if self.approval.is_some() => StepKind::Approval,
+            _ if self.fail.is_some() => StepKind::Fail,
+            _ if self.switch.is_some() => StepKind::Switch,
+            _ if self.parallel.is_some() => StepKind::Parallel,
+            _ => {
+                let uses = self.uses.as_deref().unwrap_or_default();
                 let (plugin, action) = uses
                     .split_once('.')
                     .filter(|(p, a)| !p.is_empty() && !a.is_empty() && !a.contains('.'))
                     .ok_or_else(|| format!("`uses: {uses}` must be plugin.action"))?;
-                Ok(StepKind::Uses { plugin, action })
+                StepKind::Uses { plugin, action }
             }
-            (None, Some(_), None, None) => Ok(StepKind::Set),
-            (None, None, Some(_), None) => Ok(StepKind::Log),
-            (None, None, None, Some(_)) => Ok(StepKind::Approval),
-            _ => Err("give exactly one of `uses`, `set`, `log` or `approval`".to_owned()),
-        }
+        })
+    }
+
+    /// The steps nested in this one (branches, parallel steps), in order.
+    pub fn children(&self) -> impl Iterator<Item = &Step> {
+        self.cases
+            .values()
+            .flatten()
+            .chain(self.default.iter().flatten())
+            .chain(self.parallel.iter().flatten())
     }
 }
 
@@ -304,10 +348,27 @@ impl Playbook {
         &self.source
     }
 
+    /// Every step, nested ones included, depth first: the order of a run's
+    /// step records.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
+            for step in steps {
+                out.push(step);
+                let children: Vec<&Step> = step.children().collect();
+                for child in children {
+                    walk(std::slice::from_ref(child), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.steps, &mut out);
+        out
+    }
+
     /// The plugins the playbook calls.
     pub fn plugins(&self) -> BTreeSet<&str> {
-        self.steps
-            .iter()
+        self.all_steps()
+            .into_iter()
             .filter_map(|s| match s.kind() {
                 Ok(StepKind::Uses { plugin, .. }) => Some(plugin),
                 _ => None,
@@ -336,30 +397,57 @@ impl Playbook {
     pub fn validate(&self, catalog: &Catalog) -> Vec<PlaybookError> {
         let templates = Templates::new();
         let mut errors = Vec::new();
+        let all = self.all_steps();
+        let all_ids: BTreeSet<&str> = all.iter().map(|s| s.id.as_str()).collect();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let all_ids: BTreeSet<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
-        let step_ref = |step: &Step| format!("id: {}", step.id);
-        let known_people = &catalog.people;
+        for (i, step) in all.iter().enumerate() {
+            if !seen.insert(step.id.as_str()) {
+                let earlier = all[..i].iter().filter(|s| s.id == step.id).count();
+                errors.push(self.error_at_nth(
+                    &format!("id: {}", step.id),
+                    earlier,
+                    format!("duplicate step id `{}`", step.id),
+                ));
+            }
+        }
+        let mut done = BTreeSet::new();
+        let check = Check {
+            catalog,
+            templates: &templates,
+            all: &all_ids,
+        };
+        self.check_block(&check, &self.steps, &mut done, false, &mut errors);
+        let mut texts = Vec::new();
+        collect_strings(&self.output, &mut texts);
+        for text in texts {
+            self.check_template(&templates, text, &all_ids, &all_ids, None, &mut errors);
+        }
+        // In the order of the file, as an editor lists them.
+        errors.sort_by_key(|e| (e.line, e.column));
+        errors
+    }
 
-        for step in &self.steps {
-            let at = step_ref(step);
+    /// Checks a list of steps; `done` holds the ids that have run before it and
+    /// gains this list's ids. Steps inside `parallel` must be simple.
+    fn check_block<'p>(
+        &'p self,
+        check: &Check<'_>,
+        steps: &'p [Step],
+        done: &mut BTreeSet<&'p str>,
+        in_parallel: bool,
+        errors: &mut Vec<PlaybookError>,
+    ) {
+        let catalog = check.catalog;
+        let templates = check.templates;
+        let all_ids = check.all;
+        let known_people = &catalog.people;
+        for step in steps {
+            let at = format!("id: {}", step.id);
+            let seen = &*done;
             if !valid_id(&step.id) {
                 errors.push(self.error_at(
                     &at,
                     format!("step id `{}` must be letters, digits, `_` or `-`", step.id),
-                ));
-            }
-            if !seen.insert(step.id.as_str()) {
-                let earlier = self
-                    .steps
-                    .iter()
-                    .take_while(|s| !std::ptr::eq(*s, step))
-                    .filter(|s| s.id == step.id)
-                    .count();
-                errors.push(self.error_at_nth(
-                    &at,
-                    earlier,
-                    format!("duplicate step id `{}`", step.id),
                 ));
             }
             match step.kind() {
@@ -388,7 +476,14 @@ impl Playbook {
                     )),
                     Some(Ok(_)) => {}
                 },
-                Ok(StepKind::Set | StepKind::Log) => {}
+                Ok(StepKind::Set | StepKind::Log | StepKind::Fail) => {}
+                Ok(StepKind::Switch | StepKind::Parallel | StepKind::Approval) if in_parallel => {
+                    errors.push(self.error_at(
+                        &at,
+                        format!("step `{}`: a step inside `parallel` is a `uses`, `set`, `log` or `fail` step", step.id),
+                    ));
+                }
+                Ok(StepKind::Switch | StepKind::Parallel) => {}
                 Ok(StepKind::Approval) => {
                     let Some(spec) = &step.approval else { continue };
                     if spec.approvers.is_empty() || spec.required == 0 {
@@ -438,15 +533,41 @@ impl Playbook {
                 texts.push(&approval.message);
             }
             for text in texts {
-                self.check_template(&templates, text, &seen, &all_ids, Some(step), &mut errors);
+                self.check_template(templates, text, seen, all_ids, Some(step), errors);
             }
+            let mut texts: Vec<&str> = Vec::new();
+            texts.extend(step.switch.as_deref());
+            texts.extend(step.fail.as_deref());
+            for text in texts {
+                self.check_template(templates, text, seen, all_ids, Some(step), errors);
+            }
+            // Nested steps see what ran before this step; after it, all of
+            // them count as run (a skipped branch's outputs are null).
+            if step.switch.is_some() {
+                let mut after = done.clone();
+                after.insert(step.id.as_str());
+                for branch in step.cases.values().chain(step.default.iter()) {
+                    let mut inner = after.clone();
+                    self.check_block(check, branch, &mut inner, false, errors);
+                }
+            }
+            if let Some(parallel) = &step.parallel {
+                // Parallel steps cannot see each other: each is checked against
+                // what ran before the block.
+                for child in parallel {
+                    let mut before = done.clone();
+                    self.check_block(
+                        check,
+                        std::slice::from_ref(child),
+                        &mut before,
+                        true,
+                        errors,
+                    );
+                }
+            }
+            done.insert(step.id.as_str());
+            done.extend(step.children().map(|c| c.id.as_str()));
         }
-        let mut texts = Vec::new();
-        collect_strings(&self.output, &mut texts);
-        for text in texts {
-            self.check_template(&templates, text, &seen, &all_ids, None, &mut errors);
-        }
-        errors
     }
 
     fn check_template(
@@ -537,6 +658,13 @@ impl Playbook {
         }
         Ok(Value::Object(bound))
     }
+}
+
+/// What validation checks steps against.
+struct Check<'a> {
+    catalog: &'a Catalog,
+    templates: &'a Templates,
+    all: &'a BTreeSet<&'a str>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -649,7 +777,7 @@ output:
     #[test]
     fn yaml_and_shape_errors_have_positions() {
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
-        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `on_error`, `retry`, `timeout`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
     }
 

@@ -261,8 +261,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         // Steps that never started have no record yet.
         let mut stored = std::mem::take(&mut run.steps);
         run.steps = playbook
-            .steps
-            .iter()
+            .all_steps()
+            .into_iter()
             .enumerate()
             .map(
                 |(seq, step)| match stored.iter().position(|s| s.id == step.id) {
@@ -292,8 +292,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             output: Value::Null,
             error: None,
             steps: playbook
-                .steps
-                .iter()
+                .all_steps()
+                .into_iter()
                 .enumerate()
                 .map(|(seq, step)| pending(seq, step))
                 .collect(),
@@ -329,68 +329,18 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
 
     async fn steps(&self, playbook: &Playbook, run: &mut RunRecord) -> anyhow::Result<()> {
         let mut ctx = json!({ "inputs": run.input, "steps": {} });
-        for (seq, step) in playbook.steps.iter().enumerate() {
-            let done = &run.steps[seq];
-            if matches!(done.status, StepStatus::Succeeded | StepStatus::Skipped)
-                || (done.status == StepStatus::Failed && step.on_error == OnError::Continue)
-            {
-                ctx["steps"][&step.id] =
-                    json!({ "output": done.output, "status": done.status.as_str() });
-                continue;
+        for record in &run.steps {
+            if record.status != StepStatus::Pending {
+                ctx["steps"][&record.id] =
+                    json!({ "output": record.output, "status": record.status.as_str() });
             }
-            let started = Instant::now();
-            let mut record = run.steps[seq].clone();
-            record.started_at = Some(now());
-            let skip = match &step.condition {
-                Some(condition) => match self.templates.truthy(condition, &ctx) {
-                    Ok(holds) => !holds,
-                    Err(e) => {
-                        record.error = Some(template_error(e));
-                        false
-                    }
-                },
-                None => false,
-            };
-            if record.error.is_none() {
-                if skip {
-                    record.status = StepStatus::Skipped;
-                } else {
-                    record.status = StepStatus::Running;
-                    // A plugin step is recorded as started by each attempt (see
-                    // `call`), so a crash mid-call still counts the attempt.
-                    if step.uses.is_none() {
-                        self.store.step_updated(&run.id, &record).await?;
-                    }
-                    self.execute(&run.id, step, &ctx, &mut record).await?;
-                }
-            }
-            if record.error.is_some() && record.status != StepStatus::Failed {
-                record.status = StepStatus::Failed;
-            }
-            if record.status == StepStatus::Waiting {
-                // Paused: the run continues in whichever process records the
-                // decision (or resumes it after the timeout).
-                self.store.step_updated(&run.id, &record).await?;
-                run.steps[seq] = record;
-                run.status = RunStatus::Waiting;
-                self.store.run_waiting(run).await?;
-                return Ok(());
-            }
-            record.finished_at = Some(now());
-            record.ms = started.elapsed().as_millis() as u64;
-            self.store.step_updated(&run.id, &record).await?;
-            ctx["steps"][&step.id] =
-                json!({ "output": record.output, "status": record.status.as_str() });
-            let failed = record.status == StepStatus::Failed && step.on_error == OnError::Fail;
-            let message = record
-                .error
-                .as_ref()
-                .map(|e| format!("step `{}`: {}: {}", step.id, e.code, e.message));
-            run.steps[seq] = record;
-            if failed {
+        }
+        match self.block(&playbook.steps, run, &mut ctx).await? {
+            Flow::Next => {}
+            Flow::Waiting => return Ok(()),
+            Flow::Failed(message) => {
                 run.status = RunStatus::Failed;
-                run.error = message;
-                break;
+                run.error = Some(message);
             }
         }
         if run.status == RunStatus::Running {
@@ -408,6 +358,239 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         run.finished_at = Some(now());
         self.store.run_finished(run).await?;
         Ok(())
+    }
+
+    /// Runs a list of steps in order, descending into branches; steps already
+    /// done (in an earlier process) are passed over.
+    fn block<'s>(
+        &'s self,
+        steps: &'s [Step],
+        run: &'s mut RunRecord,
+        ctx: &'s mut Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Flow>> + Send + 's>> {
+        Box::pin(async move {
+            for step in steps {
+                let seq = position(run, &step.id)?;
+                let kind = step.kind().unwrap_or(StepKind::Set);
+                let done = finished(&run.steps[seq], step);
+
+                if let StepKind::Switch = kind {
+                    if !done {
+                        let mut record = run.steps[seq].clone();
+                        self.leaf(&run.id, step, ctx, &mut record).await?;
+                        ctx["steps"][&step.id] =
+                            json!({ "output": record.output, "status": record.status.as_str() });
+                        let taken = record.output.as_str().map(str::to_owned);
+                        let status = record.status;
+                        let error = record.error.clone();
+                        run.steps[seq] = record;
+                        if status == StepStatus::Failed {
+                            return Ok(Flow::failed(step, error.as_ref()));
+                        }
+                        // The branches not taken are skipped, for the record; all
+                        // of them when the switch itself was skipped.
+                        let skipped = status == StepStatus::Skipped;
+                        for (key, branch) in step
+                            .cases
+                            .iter()
+                            .map(|(k, b)| (Some(k), b))
+                            .chain(step.default.iter().map(|b| (None, b)))
+                        {
+                            let chosen = match key {
+                                Some(key) => taken.as_deref() == Some(key.as_str()),
+                                None => {
+                                    taken.as_deref().is_none_or(|t| !step.cases.contains_key(t))
+                                }
+                            };
+                            if skipped || !chosen {
+                                self.skip_all(branch, run, ctx).await?;
+                            }
+                        }
+                    }
+                    if run.steps[seq].status == StepStatus::Skipped {
+                        continue;
+                    }
+                    let key = run.steps[seq]
+                        .output
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let branch = step.cases.get(&key).or(step.default.as_ref());
+                    if let Some(branch) = branch {
+                        match self.block(branch, run, ctx).await? {
+                            Flow::Next => {}
+                            other => return Ok(other),
+                        }
+                    }
+                    continue;
+                }
+                if done {
+                    continue;
+                }
+                if let (StepKind::Parallel, Some(children)) = (kind, &step.parallel) {
+                    let flow = self.parallel(step, children, run, ctx).await?;
+                    if !matches!(flow, Flow::Next) {
+                        return Ok(flow);
+                    }
+                    continue;
+                }
+                let mut record = run.steps[seq].clone();
+                self.leaf(&run.id, step, ctx, &mut record).await?;
+                if record.status == StepStatus::Waiting {
+                    run.steps[seq] = record;
+                    run.status = RunStatus::Waiting;
+                    self.store.run_waiting(run).await?;
+                    return Ok(Flow::Waiting);
+                }
+                ctx["steps"][&step.id] =
+                    json!({ "output": record.output, "status": record.status.as_str() });
+                let failed = record.status == StepStatus::Failed && step.on_error == OnError::Fail;
+                let flow = Flow::failed(step, record.error.as_ref());
+                run.steps[seq] = record;
+                if failed {
+                    return Ok(flow);
+                }
+            }
+            Ok(Flow::Next)
+        })
+    }
+
+    /// Runs the steps of a `parallel` block at the same time.
+    async fn parallel(
+        &self,
+        step: &Step,
+        children: &[Step],
+        run: &mut RunRecord,
+        ctx: &mut Value,
+    ) -> anyhow::Result<Flow> {
+        let started = Instant::now();
+        let mut record = run.steps[position(run, &step.id)?].clone();
+        record.started_at = Some(now());
+        record.status = StepStatus::Running;
+        self.store.step_updated(&run.id, &record).await?;
+
+        let mut records = Vec::with_capacity(children.len());
+        for child in children {
+            records.push(run.steps[position(run, &child.id)?].clone());
+        }
+        let snapshot = ctx.clone();
+        let run_id = run.id.clone();
+        let results = futures_util::future::join_all(
+            children
+                .iter()
+                .zip(records.iter_mut())
+                .filter(|(child, rec)| !finished(rec, child))
+                .map(|(child, rec)| self.leaf(&run_id, child, &snapshot, rec)),
+        )
+        .await;
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+
+        let mut outputs = serde_json::Map::new();
+        let mut failure = None;
+        for (child, rec) in children.iter().zip(records) {
+            ctx["steps"][&child.id] =
+                json!({ "output": rec.output, "status": rec.status.as_str() });
+            outputs.insert(child.id.clone(), rec.output.clone());
+            if rec.status == StepStatus::Failed
+                && child.on_error == OnError::Fail
+                && failure.is_none()
+            {
+                failure = Some(Flow::failed(child, rec.error.as_ref()));
+            }
+            let seq = position(run, &child.id)?;
+            run.steps[seq] = rec;
+        }
+        record.output = Value::Object(outputs);
+        record.status = if failure.is_some() {
+            StepStatus::Failed
+        } else {
+            StepStatus::Succeeded
+        };
+        if let Some(Flow::Failed(message)) = &failure {
+            record.error = Some(StepError {
+                code: "failed".to_owned(),
+                message: message.clone(),
+                retryable: false,
+            });
+        }
+        record.finished_at = Some(now());
+        record.ms = started.elapsed().as_millis() as u64;
+        self.store.step_updated(&run.id, &record).await?;
+        ctx["steps"][&step.id] =
+            json!({ "output": record.output, "status": record.status.as_str() });
+        let seq = position(run, &step.id)?;
+        run.steps[seq] = record;
+        Ok(match failure {
+            Some(flow) if step.on_error == OnError::Fail => flow,
+            _ => Flow::Next,
+        })
+    }
+
+    /// Marks every step of a branch not taken (and their children) skipped.
+    async fn skip_all(
+        &self,
+        steps: &[Step],
+        run: &mut RunRecord,
+        ctx: &mut Value,
+    ) -> anyhow::Result<()> {
+        let mut stack: Vec<&Step> = steps.iter().collect();
+        while let Some(step) = stack.pop() {
+            stack.extend(step.children());
+            let seq = position(run, &step.id)?;
+            if run.steps[seq].status == StepStatus::Pending {
+                run.steps[seq].status = StepStatus::Skipped;
+                self.store.step_updated(&run.id, &run.steps[seq]).await?;
+                ctx["steps"][&step.id] = json!({ "output": Value::Null, "status": "skipped" });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one step that has no steps inside it (or decides a switch's key):
+    /// its condition, its work, and its record, written as it changes. A step
+    /// left `waiting` is written by the caller.
+    async fn leaf(
+        &self,
+        run_id: &str,
+        step: &Step,
+        ctx: &Value,
+        record: &mut StepRecord,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        record.started_at = Some(now());
+        let skip = match &step.condition {
+            Some(condition) => match self.templates.truthy(condition, ctx) {
+                Ok(holds) => !holds,
+                Err(e) => {
+                    record.error = Some(template_error(e));
+                    false
+                }
+            },
+            None => false,
+        };
+        if record.error.is_none() {
+            if skip {
+                record.status = StepStatus::Skipped;
+            } else {
+                record.status = StepStatus::Running;
+                // A plugin step is recorded as started by each attempt (see
+                // `call`), so a crash mid-call still counts the attempt.
+                if step.uses.is_none() {
+                    self.store.step_updated(run_id, record).await?;
+                }
+                self.execute(run_id, step, ctx, record).await?;
+            }
+        }
+        if record.error.is_some() && record.status != StepStatus::Failed {
+            record.status = StepStatus::Failed;
+        }
+        if record.status == StepStatus::Waiting {
+            self.store.step_updated(run_id, record).await?;
+            return Ok(());
+        }
+        record.finished_at = Some(now());
+        record.ms = started.elapsed().as_millis() as u64;
+        self.store.step_updated(run_id, record).await
     }
 
     /// Runs one step that is not skipped, filling in its output or error.
@@ -455,6 +638,37 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 }
                 Err(e) => record.error = Some(template_error(e)),
             },
+            StepKind::Fail => {
+                let message = match self
+                    .templates
+                    .render_str(step.fail.as_deref().unwrap_or_default(), ctx)
+                {
+                    Ok(Value::String(text)) => text,
+                    Ok(other) => other.to_string(),
+                    Err(e) => e,
+                };
+                record.error = Some(StepError {
+                    code: "failed".to_owned(),
+                    message,
+                    retryable: false,
+                });
+            }
+            StepKind::Switch => match self
+                .templates
+                .render_str(step.switch.as_deref().unwrap_or_default(), ctx)
+            {
+                Ok(value) => {
+                    record.output = match value {
+                        Value::String(key) => Value::String(key),
+                        Value::Null => Value::String(String::new()),
+                        other => Value::String(other.to_string()),
+                    };
+                    record.status = StepStatus::Succeeded;
+                }
+                Err(e) => record.error = Some(template_error(e)),
+            },
+            // Run by `block`, never here.
+            StepKind::Parallel => {}
             StepKind::Approval => {
                 let Some(spec) = &step.approval else {
                     return Ok(());
@@ -633,6 +847,39 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     }
 }
 
+/// How a block of steps ended.
+enum Flow {
+    /// Every step is done; go on.
+    Next,
+    /// An approval is pending; the run stops here for now.
+    Waiting,
+    /// A step failed and the run fails with this message.
+    Failed(String),
+}
+
+impl Flow {
+    fn failed(step: &Step, error: Option<&StepError>) -> Flow {
+        Flow::Failed(match error {
+            Some(e) => format!("step `{}`: {}: {}", step.id, e.code, e.message),
+            None => format!("step `{}` failed", step.id),
+        })
+    }
+}
+
+/// Whether a step needs no more work: it succeeded or was skipped, or it failed
+/// and the run went on past it.
+fn finished(record: &StepRecord, step: &Step) -> bool {
+    matches!(record.status, StepStatus::Succeeded | StepStatus::Skipped)
+        || (record.status == StepStatus::Failed && step.on_error == OnError::Continue)
+}
+
+fn position(run: &RunRecord, id: &str) -> anyhow::Result<usize> {
+    run.steps
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or_else(|| anyhow::anyhow!("run {} has no record of step `{id}`", run.id))
+}
+
 fn pending(seq: usize, step: &Step) -> StepRecord {
     StepRecord {
         id: step.id.clone(),
@@ -658,22 +905,20 @@ fn template_error(message: String) -> StepError {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
+mod tests_support {
     use std::sync::Mutex;
     use std::time::Duration;
 
     use super::*;
-    use crate::playbook::Retry;
 
     /// Answers each call with the next scripted result, after an optional delay.
-    struct Scripted {
-        answers: Mutex<Vec<(Duration, Result<Value, StepError>)>>,
-        calls: Mutex<Vec<Value>>,
+    pub struct Scripted {
+        pub answers: Mutex<Vec<(Duration, Result<Value, StepError>)>>,
+        pub calls: Mutex<Vec<Value>>,
     }
 
     impl Scripted {
-        fn new(answers: Vec<(Duration, Result<Value, StepError>)>) -> Self {
+        pub fn new(answers: Vec<(Duration, Result<Value, StepError>)>) -> Self {
             Scripted {
                 answers: Mutex::new(answers.into_iter().rev().collect()),
                 calls: Mutex::new(Vec::new()),
@@ -701,8 +946,8 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct Memory {
-        events: Mutex<Vec<String>>,
+    pub struct Memory {
+        pub events: Mutex<Vec<String>>,
     }
 
     impl RunStore for Memory {
@@ -761,6 +1006,16 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::tests_support::*;
+    use super::*;
+    use crate::playbook::Retry;
 
     fn err(code: &str, retryable: bool) -> Result<Value, StepError> {
         Err(StepError {
@@ -878,5 +1133,165 @@ mod tests {
                 json!({"n": 30, "i": 2})
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::tests_support::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn switch_runs_the_matching_case_and_skips_the_rest() {
+        let source = r#"
+name: t
+inputs:
+  verdict: { required: true }
+steps:
+  - id: route
+    switch: "{{ inputs.verdict }}"
+    cases:
+      malicious:
+        - { id: block, set: { action: block } }
+        - { id: tell, log: "blocked" }
+      clean:
+        - { id: close, set: { action: close } }
+    default:
+      - { id: triage, set: { action: triage } }
+  - id: after
+    set: { route: "{{ steps.route.output }}", block: "{{ steps.block.output }}", close: "{{ steps.close.status }}" }
+output: "{{ steps.after.output }}"
+"#;
+        for (verdict, output, statuses) in [
+            (
+                "malicious",
+                json!({"route": "malicious", "block": {"action": "block"}, "close": "skipped"}),
+                // Records are depth first, cases in key order: route, close,
+                // block, tell, triage, after.
+                [
+                    "succeeded",
+                    "skipped",
+                    "succeeded",
+                    "succeeded",
+                    "skipped",
+                    "succeeded",
+                ],
+            ),
+            (
+                "weird",
+                json!({"route": "weird", "block": null, "close": "skipped"}),
+                [
+                    "succeeded",
+                    "skipped",
+                    "skipped",
+                    "skipped",
+                    "succeeded",
+                    "succeeded",
+                ],
+            ),
+        ] {
+            let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+            assert!(playbook.validate(&Default::default()).is_empty());
+            let plugins = Scripted::new(vec![]);
+            let store = Memory::default();
+            let run = Runner::new(&plugins, &store)
+                .run(&playbook, &json!({ "verdict": verdict }))
+                .await
+                .unwrap();
+            assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+            assert_eq!(run.output, output);
+            let got: Vec<&str> = run.steps.iter().map(|s| s.status.as_str()).collect();
+            assert_eq!(
+                got,
+                statuses,
+                "{verdict}: {:?}",
+                run.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn parallel_steps_all_run_and_fail_stops_the_run() {
+        let source = r#"
+name: t
+steps:
+  - id: both
+    parallel:
+      - { id: a, uses: p.a, with: { n: 1 } }
+      - { id: b, set: { y: 2 } }
+  - id: stop
+    if: "{{ steps.both.output.a.ok }}"
+    fail: "enough: {{ steps.b.output.y }}"
+  - id: never
+    log: unreachable
+"#;
+        let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+        let plugins = Scripted::new(vec![(Duration::ZERO, Ok(json!({"ok": true})))]);
+        let store = Memory::default();
+        let run = Runner::new(&plugins, &store)
+            .run(&playbook, &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.error.as_deref(), Some("step `stop`: failed: enough: 2"));
+        assert_eq!(
+            run.steps[0].output,
+            json!({"a": {"ok": true}, "b": {"y": 2}})
+        );
+        let got: Vec<(&str, &str)> = run
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.status.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("both", "succeeded"),
+                ("a", "succeeded"),
+                ("b", "succeeded"),
+                ("stop", "failed"),
+                ("never", "pending")
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_steps_are_validated_too() {
+        let source = r#"name: t
+steps:
+  - id: route
+    switch: "{{ 'x' }}"
+    cases:
+      x:
+        - { id: inner, set: { v: "{{ steps.later.output }}" } }
+        - { id: route, log: dup }
+  - id: par
+    parallel:
+      - { id: p1, set: { a: 1 } }
+      - { id: p2, set: { b: "{{ steps.p1.output }}" } }
+      - id: p3
+        switch: "{{ 1 }}"
+  - id: later
+    set: { ok: "{{ steps.inner.output }}" }
+  - id: orphan
+    cases: { a: [] }
+    log: x
+"#;
+        let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+        let errors: Vec<String> = playbook
+            .validate(&Default::default())
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        insta::assert_snapshot!(errors.join("\n"), @r"
+        t.yaml:7:35: step `inner`: `steps.later` has not run yet at this point
+        t.yaml:8:13: duplicate step id `route`
+        t.yaml:12:30: step `p2`: `steps.p1` has not run yet at this point
+        t.yaml:13:9: step `p3`: a step inside `parallel` is a `uses`, `set`, `log` or `fail` step
+        t.yaml:17:5: step `orphan`: `cases` and `default` belong to a `switch`
+        ");
     }
 }
