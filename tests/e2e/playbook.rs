@@ -222,3 +222,66 @@ async fn a_rate_limited_lookup_is_retried_with_backoff() {
     );
     assert_eq!(vt.received().len(), 3);
 }
+
+#[test]
+fn a_playbook_step_runs_another_playbook() {
+    let site = Site::new();
+    site.shipped("ioc-extract");
+    std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+    site.file(
+        "playbooks/count-ips.yaml",
+        "name: count-ips\ninputs:\n  text: { required: true }\nsteps:\n  - id: iocs\n    uses: ioc-extract.extract\n    with: { text: \"{{ inputs.text }}\" }\noutput: { ips: \"{{ steps.iocs.output.ipv4 | length }}\" }\n",
+    );
+    site.file(
+        "playbooks/parent.yaml",
+        "name: parent\nsteps:\n  - id: child\n    playbook: count-ips\n    with: { text: \"1.1.1.1 2.2.2.2\" }\noutput: \"{{ steps.child.output.ips }}\"\n",
+    );
+    site.file(
+        "playbooks/loop.yaml",
+        "name: loop\nsteps:\n  - id: again\n    playbook: loop\n",
+    );
+    let ran = run(site.aerie().args(["run", "parent", "--json"]));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(out["output"], json!(2));
+    let runs: Value =
+        serde_json::from_str(&run(site.aerie().args(["runs", "list", "--json"])).stdout).unwrap();
+    let names: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["playbook"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["count-ips", "parent"],
+        "the called playbook is a run of its own"
+    );
+
+    let ran = run(site.aerie().args(["run", "loop", "--json"]));
+    assert_eq!(ran.code, 1);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("playbooks call each other more than 8 deep"),
+        "{}",
+        out["error"]
+    );
+
+    site.file(
+        "playbooks/broken.yaml",
+        "name: broken\nsteps:\n  - id: x\n    playbook: nowhere\n",
+    );
+    let ran = run(site
+        .aerie()
+        .args(["playbook", "validate", "playbooks/broken.yaml"]));
+    assert_eq!(
+        (ran.code, ran.stderr.trim()),
+        (
+            1,
+            "playbooks/broken.yaml:4:5: step `x`: no playbook `nowhere` in the playbooks folder"
+        )
+    );
+}

@@ -17,7 +17,7 @@ pub use playbook::{
     ApprovalSpec, Catalog, InputSpec, OnTimeout, Playbook, PlaybookError, Retry, Step, StepKind,
 };
 pub use runner::{
-    ApprovalRequest, ApprovalState, Lease, PluginCall, PluginRef, Plugins, RunRecord, RunStatus,
-    RunStore, Runner, StepError, StepRecord, StepStatus, epoch_ms,
+    ApprovalRequest, ApprovalState, Lease, PlaybookLoader, PluginCall, PluginRef, Plugins,
+    RunRecord, RunStatus, RunStore, Runner, StepError, StepRecord, StepStatus, epoch_ms,
 };
 pub use template::Templates;

@@ -106,6 +106,9 @@ pub struct Step {
     /// Steps run at the same time; the step's output maps each one's id to its
     /// output. Each is a `uses`, `set`, `log` or `fail` step.
     pub parallel: Option<Vec<Step>>,
+    /// Runs another playbook (by name, from the playbooks folder) with `with`
+    /// as its input; the step's output is that run's output.
+    pub playbook: Option<String>,
     #[serde(default)]
     pub on_error: OnError,
     /// Retries of errors the plugin marked retryable (and step timeouts).
@@ -228,6 +231,7 @@ pub enum StepKind<'a> {
     Fail,
     Switch,
     Parallel,
+    Playbook,
 }
 
 impl Step {
@@ -240,10 +244,11 @@ impl Step {
             self.fail.is_some(),
             self.switch.is_some(),
             self.parallel.is_some(),
+            self.playbook.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(
-                "give exactly one of `uses`, `set`, `log`, `approval`, `fail`, `switch` or `parallel`"
+                "give exactly one of `uses`, `set`, `log`, `approval`, `fail`, `switch`, `parallel` or `playbook`"
                     .to_owned(),
             );
         }
@@ -257,6 +262,7 @@ impl Step {
             _ if self.fail.is_some() => StepKind::Fail,
             _ if self.switch.is_some() => StepKind::Switch,
             _ if self.parallel.is_some() => StepKind::Parallel,
+            _ if self.playbook.is_some() => StepKind::Playbook,
             _ => {
                 let uses = self.uses.as_deref().unwrap_or_default();
                 let (plugin, action) = uses
@@ -285,6 +291,8 @@ pub struct Catalog {
     pub plugins: BTreeMap<String, Result<BTreeSet<String>, String>>,
     /// Users and groups that may be named as approvers.
     pub people: BTreeSet<String>,
+    /// Playbooks a `playbook` step may call, by name.
+    pub playbooks: BTreeSet<String>,
 }
 
 /// A problem in a playbook file.
@@ -477,6 +485,18 @@ impl Playbook {
                     Some(Ok(_)) => {}
                 },
                 Ok(StepKind::Set | StepKind::Log | StepKind::Fail) => {}
+                Ok(StepKind::Playbook) => {
+                    let name = step.playbook.as_deref().unwrap_or_default();
+                    if !catalog.playbooks.contains(name) {
+                        errors.push(self.error_at(
+                            &format!("playbook: {name}"),
+                            format!(
+                                "step `{}`: no playbook `{name}` in the playbooks folder",
+                                step.id
+                            ),
+                        ));
+                    }
+                }
                 Ok(StepKind::Switch | StepKind::Parallel | StepKind::Approval) if in_parallel => {
                     errors.push(self.error_at(
                         &at,
@@ -777,7 +797,7 @@ output:
     #[test]
     fn yaml_and_shape_errors_have_positions() {
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
-        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `on_error`, `retry`, `timeout`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
     }
 

@@ -213,9 +213,17 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// Finds a playbook by name, for `playbook` steps.
+pub type PlaybookLoader<'a> = &'a (dyn Fn(&str) -> anyhow::Result<Playbook> + Sync);
+
+/// How deep `playbook` steps may nest, so a playbook that calls itself stops.
+const MAX_DEPTH: usize = 8;
+
 pub struct Runner<'a, P, S> {
     plugins: &'a P,
     store: &'a S,
+    playbooks: Option<PlaybookLoader<'a>>,
+    depth: usize,
     templates: Templates,
     owner: String,
     lease: std::time::Duration,
@@ -226,10 +234,18 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         Runner {
             plugins,
             store,
+            playbooks: None,
+            depth: 0,
             templates: Templates::new(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             lease: std::time::Duration::from_secs(15),
         }
+    }
+
+    /// Where `playbook` steps find the playbooks they call.
+    pub fn playbooks(mut self, loader: PlaybookLoader<'a>) -> Self {
+        self.playbooks = Some(loader);
+        self
     }
 
     /// How long a lease lasts without renewal (`[engine] lease_seconds`).
@@ -669,6 +685,45 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             },
             // Run by `block`, never here.
             StepKind::Parallel => {}
+            StepKind::Playbook => {
+                let name = step.playbook.as_deref().unwrap_or_default();
+                let input = match self.templates.render(&step.with, ctx) {
+                    Ok(input) => input,
+                    Err(e) => {
+                        record.error = Some(template_error(e));
+                        return Ok(());
+                    }
+                };
+                record.input = input.clone();
+                record.attempts += 1;
+                match self.child(name, &input).await {
+                    Ok(child) if child.status == RunStatus::Succeeded => {
+                        record.output = json!(child.output);
+                        record.status = StepStatus::Succeeded;
+                    }
+                    Ok(child) => {
+                        let why = match child.status {
+                            RunStatus::Waiting => {
+                                "waits for an approval, which a called playbook may not do yet"
+                                    .to_owned()
+                            }
+                            _ => child.error.unwrap_or_else(|| "failed".to_owned()),
+                        };
+                        record.error = Some(StepError {
+                            code: "failed".to_owned(),
+                            message: format!("playbook `{name}` (run {}): {why}", child.id),
+                            retryable: false,
+                        });
+                    }
+                    Err(e) => {
+                        record.error = Some(StepError {
+                            code: "invalid-input".to_owned(),
+                            message: format!("playbook `{name}`: {e:#}"),
+                            retryable: false,
+                        })
+                    }
+                }
+            }
             StepKind::Approval => {
                 let Some(spec) = &step.approval else {
                     return Ok(());
@@ -844,6 +899,35 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             tracing::info!(step = %step.id, attempt, "retrying in {}", humantime::format_duration(delay));
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
+    /// Runs the playbook `name` as a run of its own.
+    fn child<'s>(
+        &'s self,
+        name: &'s str,
+        input: &'s Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<RunRecord>> + Send + 's>> {
+        Box::pin(async move {
+            let Some(load) = self.playbooks else {
+                anyhow::bail!("this runner cannot load playbooks");
+            };
+            if self.depth >= MAX_DEPTH {
+                anyhow::bail!("playbooks call each other more than {MAX_DEPTH} deep");
+            }
+            let playbook = load(name)?;
+            let runner = Runner {
+                plugins: self.plugins,
+                store: self.store,
+                playbooks: self.playbooks,
+                depth: self.depth + 1,
+                templates: Templates::new(),
+                owner: self.owner.clone(),
+                lease: self.lease,
+            };
+            runner.run(&playbook, input).await
+        })
     }
 }
 

@@ -79,7 +79,10 @@ fn resolve(ctx: &Context, playbook: &str) -> PathBuf {
 /// users and groups it may name as approvers.
 async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
     let registry = &ctx.registry;
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        playbooks: playbook_names(ctx),
+        ..Catalog::default()
+    };
     for (user, config) in &ctx.config.users {
         catalog.people.insert(user.clone());
         catalog.people.extend(config.groups.iter().cloned());
@@ -101,14 +104,53 @@ async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
     catalog
 }
 
+/// The playbook at `path`, if it and every playbook it calls are valid.
 async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>> {
     let playbook = Playbook::from_file(path).map_err(|e| vec![e.to_string()])?;
-    let errors = playbook.validate(&catalog(ctx, &playbook).await);
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::from([path.to_owned()]);
+    let mut queue = vec![playbook.clone()];
+    while let Some(next) = queue.pop() {
+        errors.extend(
+            next.validate(&catalog(ctx, &next).await)
+                .iter()
+                .map(ToString::to_string),
+        );
+        for step in next.all_steps() {
+            let Some(name) = &step.playbook else { continue };
+            let called = resolve(ctx, name);
+            if called.is_file() && seen.insert(called.clone()) {
+                match Playbook::from_file(&called) {
+                    Ok(called) => queue.push(called),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(playbook)
     } else {
-        Err(errors.iter().map(ToString::to_string).collect())
+        Err(errors)
     }
+}
+
+/// The names `playbook` steps may use: the files in the playbooks folder.
+fn playbook_names(ctx: &Context) -> std::collections::BTreeSet<String> {
+    let Ok(listing) = std::fs::read_dir(&ctx.config.playbooks_dir) else {
+        return Default::default();
+    };
+    listing
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            yaml.then(|| path.file_stem()?.to_str().map(str::to_owned))
+                .flatten()
+        })
+        .collect()
 }
 
 pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -147,7 +189,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let plugins = RuntimePlugins {
         registry: &ctx.registry,
     };
-    let run = runner(ctx, &plugins, &store).run(&playbook, &input).await?;
+    let load =
+        |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };
+    let run = runner(ctx, &plugins, &store)
+        .playbooks(&load)
+        .run(&playbook, &input)
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&run_json(&run))?);
     } else {
@@ -179,7 +226,9 @@ pub async fn resume(
     let plugins = RuntimePlugins {
         registry: &ctx.registry,
     };
-    let runner = runner(ctx, &plugins, store);
+    let load_called =
+        |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };
+    let runner = runner(ctx, &plugins, store).playbooks(&load_called);
     let load = |source: &str| -> anyhow::Result<Playbook> {
         Playbook::parse(Path::new("(stored definition)"), source).map_err(anyhow::Error::from)
     };
