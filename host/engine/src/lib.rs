@@ -15,6 +15,7 @@ mod template;
 
 pub use playbook::{
     ApprovalSpec, Catalog, InputSpec, OnTimeout, Playbook, PlaybookError, Retry, Step, StepKind,
+    Trigger,
 };
 pub use runner::{
     ApprovalRequest, ApprovalState, Lease, PlaybookLoader, PluginCall, PluginRef, Plugins,

@@ -21,10 +21,10 @@ pub struct Playbook {
     pub description: String,
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
-    /// What starts the playbook (manual, webhook, mail, cron). Kept for the
-    /// server; a manual `aerie run` ignores it.
+    /// What starts the playbook. Checked here; the server serves webhook, mail
+    /// and cron triggers. `aerie run` starts any playbook by hand.
     #[serde(default)]
-    pub trigger: Option<Value>,
+    pub trigger: Option<Trigger>,
     pub steps: Vec<Step>,
     /// The run's output, rendered after the last step.
     #[serde(default)]
@@ -33,6 +33,155 @@ pub struct Playbook {
     pub path: PathBuf,
     #[serde(skip)]
     source: String,
+}
+
+/// `trigger: { manual: {} }`, `{ webhook: { path: /hooks/phishing } }`,
+/// `{ mail: { mailbox: soc } }` or `{ cron: "*/5 * * * *" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TriggerSpec")]
+pub enum Trigger {
+    Manual,
+    Webhook {
+        /// The URL path the server listens on, starting with `/`.
+        path: String,
+    },
+    Mail {
+        /// A mailbox name from aerie.toml.
+        mailbox: String,
+    },
+    /// Five fields: minute, hour, day of month, month, day of week.
+    Cron(String),
+}
+
+/// The YAML shape of a trigger: a map with exactly one of these keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerSpec {
+    manual: Option<Empty>,
+    webhook: Option<WebhookSpec>,
+    mail: Option<MailSpec>,
+    cron: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookSpec {
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailSpec {
+    mailbox: String,
+}
+
+impl TryFrom<TriggerSpec> for Trigger {
+    type Error = String;
+
+    fn try_from(spec: TriggerSpec) -> Result<Trigger, String> {
+        match spec {
+            TriggerSpec {
+                manual: Some(_),
+                webhook: None,
+                mail: None,
+                cron: None,
+            } => Ok(Trigger::Manual),
+            TriggerSpec {
+                manual: None,
+                webhook: Some(w),
+                mail: None,
+                cron: None,
+            } => Ok(Trigger::Webhook { path: w.path }),
+            TriggerSpec {
+                manual: None,
+                webhook: None,
+                mail: Some(m),
+                cron: None,
+            } => Ok(Trigger::Mail { mailbox: m.mailbox }),
+            TriggerSpec {
+                manual: None,
+                webhook: None,
+                mail: None,
+                cron: Some(c),
+            } => Ok(Trigger::Cron(c)),
+            _ => Err("give exactly one of `manual`, `webhook`, `mail` or `cron`".to_owned()),
+        }
+    }
+}
+
+impl Trigger {
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Trigger::Manual | Trigger::Mail { .. } => Ok(()),
+            Trigger::Webhook { path }
+                if path.starts_with('/') && !path.contains(char::is_whitespace) =>
+            {
+                Ok(())
+            }
+            Trigger::Webhook { path } => Err(format!(
+                "webhook path `{path}` must start with `/` and have no spaces"
+            )),
+            Trigger::Cron(spec) => {
+                let fields: Vec<&str> = spec.split_whitespace().collect();
+                let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
+                if fields.len() != 5 {
+                    return Err(format!(
+                        "cron `{spec}` needs 5 fields (minute hour day month weekday)"
+                    ));
+                }
+                for (field, (low, high)) in fields.iter().zip(ranges) {
+                    cron_field(field, low, high)
+                        .map_err(|why| format!("cron `{spec}`: `{field}` {why}"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One cron field: `*`, `*/N`, or a comma list of `A`, `A-B`, `A-B/N`.
+fn cron_field(field: &str, low: u32, high: u32) -> Result<(), String> {
+    let number = |text: &str| -> Result<u32, String> {
+        let n: u32 = text
+            .parse()
+            .map_err(|_| format!("has `{text}`, which is not a number"))?;
+        if (low..=high).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("has {n}, outside {low}-{high}"))
+        }
+    };
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (part, None),
+        };
+        if let Some(step) = step {
+            let step: u32 = step
+                .parse()
+                .map_err(|_| format!("has step `{step}`, which is not a number"))?;
+            if step == 0 {
+                return Err("has a step of 0".to_owned());
+            }
+        }
+        if range == "*" {
+            continue;
+        }
+        match range.split_once('-') {
+            Some((a, b)) if number(a)? > number(b)? => {
+                return Err(format!("has the empty range {range}"));
+            }
+            Some(_) => {}
+            None => {
+                number(range)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -418,6 +567,11 @@ impl Playbook {
                 ));
             }
         }
+        if let Some(trigger) = &self.trigger
+            && let Err(why) = trigger.check()
+        {
+            errors.push(self.error_at("trigger:", format!("trigger: {why}")));
+        }
         let mut done = BTreeSet::new();
         let check = Check {
             catalog,
@@ -799,6 +953,39 @@ output:
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
+    }
+
+    #[test]
+    fn triggers_are_checked() {
+        for (trigger, expected) in [
+            ("{ manual: {} }", ""),
+            ("{ webhook: { path: /hooks/phish } }", ""),
+            ("{ mail: { mailbox: soc } }", ""),
+            ("{ cron: \"*/5 9-17 * * 1-5\" }", ""),
+            (
+                "{ cron: \"0 0 * *\" }",
+                "pb.yaml:2:1: trigger: cron `0 0 * *` needs 5 fields (minute hour day month weekday)",
+            ),
+            (
+                "{ cron: \"61 * * * *\" }",
+                "pb.yaml:2:1: trigger: cron `61 * * * *`: `61` has 61, outside 0-59",
+            ),
+            (
+                "{ cron: \"* * * * */0\" }",
+                "pb.yaml:2:1: trigger: cron `* * * * */0`: `*/0` has a step of 0",
+            ),
+            (
+                "{ webhook: { path: hooks } }",
+                "pb.yaml:2:1: trigger: webhook path `hooks` must start with `/` and have no spaces",
+            ),
+            (
+                "{ pager: {} }",
+                "pb.yaml:2:12: trigger: unknown field `pager`, expected one of `manual`, `webhook`, `mail`, `cron`",
+            ),
+        ] {
+            let source = format!("name: t\ntrigger: {trigger}\nsteps: []\n");
+            assert_eq!(errors(&source), expected, "{trigger}");
+        }
     }
 
     #[test]
