@@ -13,7 +13,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Store, Tx};
+use sqlx::SqliteConnection;
+
+use crate::Store;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -55,14 +57,14 @@ fn now() -> String {
 
 /// Appends one entry inside the caller's (write) transaction.
 pub(crate) async fn append(
-    tx: &mut Tx<'_>,
+    conn: &mut SqliteConnection,
     run_id: &str,
     kind: &str,
     body: &Value,
 ) -> anyhow::Result<()> {
     let prev: Option<String> =
         sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
     let prev = prev.unwrap_or_else(|| GENESIS.to_owned());
     let at = now();
@@ -77,7 +79,7 @@ pub(crate) async fn append(
     .bind(&body)
     .bind(&prev)
     .bind(&hash)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

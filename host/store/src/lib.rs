@@ -19,6 +19,7 @@ use sqlx::{Row, SqlitePool};
 
 pub mod approvals;
 pub mod audit;
+mod writer;
 
 pub use approvals::{Approval, DecisionError};
 
@@ -32,6 +33,7 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    writer: writer::Writer,
 }
 
 /// A run as listed.
@@ -72,7 +74,10 @@ impl Store {
             .await
             .with_context(|| format!("opening the store {url}"))?;
         MIGRATIONS.run(&pool).await.context("migrating the store")?;
-        Ok(Store { pool })
+        Ok(Store {
+            writer: writer::Writer::start(pool.clone()),
+            pool,
+        })
     }
 
     pub async fn runs(&self, limit: i64) -> anyhow::Result<Vec<RunSummary>> {
@@ -293,26 +298,30 @@ impl RunStore for Store {
         definition: &str,
         lease: &Lease,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO runs (id, playbook, status, input, started_at, definition, lease_owner, lease_until)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&run.id)
-        .bind(&run.playbook)
-        .bind(run.status.as_str())
-        .bind(run.input.to_string())
-        .bind(&run.started_at)
-        .bind(definition)
-        .bind(&lease.owner)
-        .bind(lease.until_ms)
-        .execute(&mut *tx)
-        .await
-        .context("recording the run")?;
-        let body = serde_json::json!({ "playbook": run.playbook, "input": run.input });
-        audit::append(&mut tx, &run.id, "run.started", &body).await?;
-        tx.commit().await?;
-        Ok(())
+        let (run, definition, lease) = (run.clone(), definition.to_owned(), lease.clone());
+        self.writer
+            .submit(Box::new(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO runs (id, playbook, status, input, started_at, definition, lease_owner, lease_until)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&run.id)
+                    .bind(&run.playbook)
+                    .bind(run.status.as_str())
+                    .bind(run.input.to_string())
+                    .bind(&run.started_at)
+                    .bind(&definition)
+                    .bind(&lease.owner)
+                    .bind(lease.until_ms)
+                    .execute(&mut *conn)
+                    .await
+                    .context("recording the run")?;
+                    let body = serde_json::json!({ "playbook": run.playbook, "input": run.input });
+                    audit::append(conn, &run.id, "run.started", &body).await
+                })
+            }))
+            .await
     }
 
     async fn renew_lease(&self, run_id: &str, lease: &Lease) -> anyhow::Result<bool> {
@@ -368,44 +377,48 @@ impl RunStore for Store {
     }
 
     async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO steps (run_id, step_id, seq, status, attempts, input, output, error, plugin, plugin_version,
-                                plugin_sha256, started_at, finished_at, ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (run_id, step_id) DO UPDATE SET
-                status = excluded.status, attempts = excluded.attempts, input = excluded.input,
-                output = excluded.output, error = excluded.error, plugin = excluded.plugin,
-                plugin_version = excluded.plugin_version, plugin_sha256 = excluded.plugin_sha256,
-                started_at = excluded.started_at, finished_at = excluded.finished_at, ms = excluded.ms",
-        )
-        .bind(run_id)
-        .bind(&step.id)
-        .bind(step.seq as i64)
-        .bind(step.status.as_str())
-        .bind(step.attempts as i64)
-        .bind(json_text(&step.input))
-        .bind(json_text(&step.output))
-        .bind(step.error.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default()))
-        .bind(step.plugin.as_ref().map(|p| p.name.clone()))
-        .bind(step.plugin.as_ref().map(|p| p.version.clone()))
-        .bind(step.plugin.as_ref().map(|p| p.sha256.clone()))
-        .bind(&step.started_at)
-        .bind(&step.finished_at)
-        .bind(step.ms as i64)
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("recording step `{}`", step.id))?;
-        let (kind, body) = match step.status {
-            aerie_engine::StepStatus::Running => (
-                "step.started",
-                serde_json::json!({ "step": step.id, "attempt": step.attempts, "at": step.started_at }),
-            ),
-            _ => ("step.finished", serde_json::to_value(step)?),
-        };
-        audit::append(&mut tx, run_id, kind, &body).await?;
-        tx.commit().await?;
-        Ok(())
+        let (run_id, step) = (run_id.to_owned(), step.clone());
+        self.writer
+            .submit(Box::new(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO steps (run_id, step_id, seq, status, attempts, input, output, error, plugin,
+                                            plugin_version, plugin_sha256, started_at, finished_at, ms)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         ON CONFLICT (run_id, step_id) DO UPDATE SET
+                            status = excluded.status, attempts = excluded.attempts, input = excluded.input,
+                            output = excluded.output, error = excluded.error, plugin = excluded.plugin,
+                            plugin_version = excluded.plugin_version, plugin_sha256 = excluded.plugin_sha256,
+                            started_at = excluded.started_at, finished_at = excluded.finished_at, ms = excluded.ms",
+                    )
+                    .bind(&run_id)
+                    .bind(&step.id)
+                    .bind(step.seq as i64)
+                    .bind(step.status.as_str())
+                    .bind(step.attempts as i64)
+                    .bind(json_text(&step.input))
+                    .bind(json_text(&step.output))
+                    .bind(step.error.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default()))
+                    .bind(step.plugin.as_ref().map(|p| p.name.clone()))
+                    .bind(step.plugin.as_ref().map(|p| p.version.clone()))
+                    .bind(step.plugin.as_ref().map(|p| p.sha256.clone()))
+                    .bind(&step.started_at)
+                    .bind(&step.finished_at)
+                    .bind(step.ms as i64)
+                    .execute(&mut *conn)
+                    .await
+                    .with_context(|| format!("recording step `{}`", step.id))?;
+                    let (kind, body) = match step.status {
+                        aerie_engine::StepStatus::Running => (
+                            "step.started",
+                            serde_json::json!({ "step": step.id, "attempt": step.attempts, "at": step.started_at }),
+                        ),
+                        _ => ("step.finished", serde_json::to_value(&step)?),
+                    };
+                    audit::append(conn, &run_id, kind, &body).await
+                })
+            }))
+            .await
     }
 
     async fn requests_made(
@@ -419,50 +432,61 @@ impl RunStore for Store {
         if requests.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write().await?;
-        for request in requests {
-            sqlx::query(
-                "INSERT INTO requests (run_id, step_id, item, plugin, method, url, status, bytes, ms, refused)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(item.map(|i| i as i64))
-            .bind(plugin)
-            .bind(request["method"].as_str().unwrap_or_default())
-            .bind(request["url"].as_str().unwrap_or_default())
-            .bind(request["status"].as_i64())
-            .bind(request["bytes"].as_i64().unwrap_or(0))
-            .bind(request["ms"].as_i64().unwrap_or(0))
-            .bind(request["refused"].as_str())
-            .execute(&mut *tx)
+        let (run_id, step_id, plugin, requests) = (
+            run_id.to_owned(),
+            step_id.to_owned(),
+            plugin.to_owned(),
+            requests.to_vec(),
+        );
+        self.writer
+            .submit(Box::new(move |conn| {
+                Box::pin(async move {
+                    for request in &requests {
+                        sqlx::query(
+                            "INSERT INTO requests (run_id, step_id, item, plugin, method, url, status, bytes, ms, refused)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(&run_id)
+                        .bind(&step_id)
+                        .bind(item.map(|i| i as i64))
+                        .bind(&plugin)
+                        .bind(request["method"].as_str().unwrap_or_default())
+                        .bind(request["url"].as_str().unwrap_or_default())
+                        .bind(request["status"].as_i64())
+                        .bind(request["bytes"].as_i64().unwrap_or(0))
+                        .bind(request["ms"].as_i64().unwrap_or(0))
+                        .bind(request["refused"].as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .context("recording a request")?;
+                        let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
+                        audit::append(conn, &run_id, "request", &body).await?;
+                    }
+                    Ok(())
+                })
+            }))
             .await
-            .context("recording a request")?;
-            let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
-            audit::append(&mut tx, run_id, "request", &body).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ? WHERE id = ?",
-        )
-        .bind(run.status.as_str())
-        .bind(json_text(&run.output))
-        .bind(&run.error)
-        .bind(&run.finished_at)
-        .bind(&run.id)
-        .execute(&mut *tx)
-        .await
-        .context("recording the run's end")?;
-        let body =
-            serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
-        audit::append(&mut tx, &run.id, "run.finished", &body).await?;
-        tx.commit().await?;
-        Ok(())
+        let run = run.clone();
+        self.writer
+            .submit(Box::new(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ? WHERE id = ?")
+                        .bind(run.status.as_str())
+                        .bind(json_text(&run.output))
+                        .bind(&run.error)
+                        .bind(&run.finished_at)
+                        .bind(&run.id)
+                        .execute(&mut *conn)
+                        .await
+                        .context("recording the run's end")?;
+                    let body = serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
+                    audit::append(conn, &run.id, "run.finished", &body).await
+                })
+            }))
+            .await
     }
 
     async fn approval(

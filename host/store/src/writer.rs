@@ -1,0 +1,203 @@
+//! Group commit: one task owns the write path and folds every write that is
+//! waiting into one transaction.
+//!
+//! A durable run writes its state at every step; with many runs in flight, a
+//! transaction per write queues them all on SQLite's single writer. Here each
+//! write still waits until its own change is committed — durability is the same
+//! — but the writes of concurrent runs share a commit. Each write runs inside a
+//! savepoint, so one failing write is undone alone and reported to its caller.
+
+use anyhow::anyhow;
+use futures_util::future::BoxFuture;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+/// One write: statements run on the writer's connection, inside its transaction.
+pub(crate) type Op =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<()>> + Send>;
+
+struct Job {
+    op: Op,
+    done: oneshot::Sender<anyhow::Result<()>>,
+}
+
+/// Most writes folded into one transaction.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task on the current tokio runtime.
+    pub(crate) fn start(pool: SqlitePool) -> Writer {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, queue));
+        Writer { jobs }
+    }
+
+    /// Runs `op` in the next transaction; returns once it is committed.
+    pub(crate) async fn submit(&self, op: Op) -> anyhow::Result<()> {
+        let (done, committed) = oneshot::channel();
+        let stopped = || anyhow!("the store's writer has stopped");
+        self.jobs.send(Job { op, done }).map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(pool: SqlitePool, mut queue: mpsc::UnboundedReceiver<Job>) {
+    // The writer keeps its connection between batches.
+    let mut held: Option<PoolConnection<Sqlite>> = None;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if held.is_none() {
+            held = pool.acquire().await.ok();
+        }
+        let outcome = match held.as_mut() {
+            Some(conn) => commit(conn, &mut batch).await,
+            None => failed(batch.len(), "no database connection".to_owned()),
+        };
+        if outcome.commit.is_err() {
+            // Start the next batch on a fresh connection.
+            held = None;
+        }
+        for (job, result) in batch.into_iter().zip(outcome.results) {
+            let result = match &outcome.commit {
+                Ok(()) => result,
+                Err(e) => Err(anyhow!("committing: {e}")),
+            };
+            // The caller may have gone (its run was cancelled); nothing to tell.
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+struct Outcome {
+    results: Vec<anyhow::Result<()>>,
+    commit: Result<(), String>,
+}
+
+fn failed(jobs: usize, e: String) -> Outcome {
+    Outcome {
+        results: (0..jobs).map(|_| Err(anyhow!("{e}"))).collect(),
+        commit: Err(e),
+    }
+}
+
+async fn commit(conn: &mut SqliteConnection, batch: &mut [Job]) -> Outcome {
+    let jobs = batch.len();
+    // IMMEDIATE: the write lock from the start, so another process cannot
+    // extend the audit chain between our read of its head and our append.
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        return failed(jobs, e.to_string());
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    // Alone in its transaction, a write needs no savepoint: if it fails, the
+    // whole transaction is rolled back.
+    if let [job] = batch {
+        let op = std::mem::replace(&mut job.op, Box::new(|_| Box::pin(async { Ok(()) })));
+        let result = op(conn).await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let commit = sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        return Outcome {
+            results: vec![result],
+            commit,
+        };
+    }
+    for job in batch.iter_mut() {
+        let op = std::mem::replace(&mut job.op, Box::new(|_| Box::pin(async { Ok(()) })));
+        let result = async {
+            sqlx::query("SAVEPOINT write").execute(&mut *conn).await?;
+            match op(conn).await {
+                Ok(()) => {
+                    sqlx::query("RELEASE write").execute(&mut *conn).await?;
+                    Ok(())
+                }
+                Err(e) => {
+                    sqlx::query("ROLLBACK TO write").execute(&mut *conn).await?;
+                    sqlx::query("RELEASE write").execute(&mut *conn).await?;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        results.push(result);
+    }
+    let commit = match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e.to_string())
+        }
+    };
+    Outcome { results, commit }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(x: i64) -> Op {
+        Box::new(move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (x) VALUES (?)")
+                    .bind(x)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_undone_alone_and_the_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let writer = Writer::start(pool.clone());
+
+        // Submitted together, so the writer takes them as one batch.
+        let (a, b, c) = tokio::join!(
+            writer.submit(insert(1)),
+            writer.submit(insert(1)),
+            writer.submit(insert(2))
+        );
+        assert!(a.is_ok());
+        assert!(
+            b.unwrap_err()
+                .to_string()
+                .contains("UNIQUE constraint failed")
+        );
+        assert!(c.is_ok());
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2]);
+
+        // Alone, a failing write rolls back and the next one still works.
+        assert!(writer.submit(insert(2)).await.is_err());
+        writer.submit(insert(3)).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
+    }
+}
