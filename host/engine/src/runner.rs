@@ -609,6 +609,18 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         self.store.step_updated(run_id, record).await
     }
 
+    /// The step's rendered `with`; on a template error, records it and gives
+    /// nothing.
+    fn render_with(&self, step: &Step, ctx: &Value, record: &mut StepRecord) -> Option<Value> {
+        match self.templates.render(&step.with, ctx) {
+            Ok(input) => Some(input),
+            Err(e) => {
+                record.error = Some(template_error(e));
+                None
+            }
+        }
+    }
+
     /// Runs one step that is not skipped, filling in its output or error.
     async fn execute(
         &self,
@@ -687,12 +699,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             StepKind::Parallel => {}
             StepKind::Playbook => {
                 let name = step.playbook.as_deref().unwrap_or_default();
-                let input = match self.templates.render(&step.with, ctx) {
-                    Ok(input) => input,
-                    Err(e) => {
-                        record.error = Some(template_error(e));
-                        return Ok(());
-                    }
+                let Some(input) = self.render_with(step, ctx, record) else {
+                    return Ok(());
                 };
                 record.input = input.clone();
                 record.attempts += 1;
@@ -757,12 +765,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             }
             StepKind::Uses { plugin, action } => {
                 let Some(for_each) = &step.for_each else {
-                    let input = match self.templates.render(&step.with, ctx) {
-                        Ok(input) => input,
-                        Err(e) => {
-                            record.error = Some(template_error(e));
-                            return Ok(());
-                        }
+                    let Some(input) = self.render_with(step, ctx, record) else {
+                        return Ok(());
                     };
                     record.input = input.clone();
                     let call = self
@@ -805,12 +809,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                     let mut item_ctx = ctx.clone();
                     item_ctx["item"] = item;
                     item_ctx["index"] = json!(index);
-                    let input = match self.templates.render(&step.with, &item_ctx) {
-                        Ok(input) => input,
-                        Err(e) => {
-                            record.error = Some(template_error(e));
-                            return Ok(());
-                        }
+                    let Some(input) = self.render_with(step, &item_ctx, record) else {
+                        return Ok(());
                     };
                     let call = self
                         .call(run_id, step, Some(index), (plugin, action), &input, record)
