@@ -285,3 +285,19 @@ fn a_playbook_step_runs_another_playbook() {
         )
     );
 }
+
+#[test]
+fn literal_inputs_are_checked_against_the_plugins_schema() {
+    let site = Site::new();
+    site.shipped("ioc-extract");
+    site.file(
+        "literal.yaml",
+        "name: literal\nsteps:\n  - id: iocs\n    uses: ioc-extract.extract\n    with: { txt: hello }\n",
+    );
+    let ran = run(site.aerie().args(["playbook", "validate", "literal.yaml"]));
+    assert_eq!(ran.code, 1);
+    insta::assert_snapshot!(ran.stderr.trim(), @r#"
+    literal.yaml:3:5: step `iocs`: input Additional properties are not allowed ('txt' was unexpected)
+    literal.yaml:3:5: step `iocs`: input "text" is a required property
+    "#);
+}

@@ -438,6 +438,8 @@ impl Step {
 pub struct Catalog {
     /// Plugin name → its actions, or why it could not be loaded.
     pub plugins: BTreeMap<String, Result<BTreeSet<String>, String>>,
+    /// `(plugin, action)` → the action's input JSON Schema, where known.
+    pub schemas: BTreeMap<(String, String), Value>,
     /// Users and groups that may be named as approvers.
     pub people: BTreeSet<String>,
     /// Playbooks a `playbook` step may call, by name.
@@ -636,7 +638,21 @@ impl Playbook {
                             actions.iter().cloned().collect::<Vec<_>>().join(", ")
                         ),
                     )),
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => {
+                        if let Some(schema) =
+                            catalog.schemas.get(&(plugin.to_owned(), action.to_owned()))
+                            && step.for_each.is_none()
+                        {
+                            for problem in literal_problems(schema, &step.with) {
+                                errors.push(
+                                    self.error_at(
+                                        &at,
+                                        format!("step `{}`: input {problem}", step.id),
+                                    ),
+                                );
+                            }
+                        }
+                    }
                 },
                 Ok(StepKind::Set | StepKind::Log | StepKind::Fail) => {}
                 Ok(StepKind::Playbook) => {
@@ -834,6 +850,46 @@ impl Playbook {
     }
 }
 
+/// What is wrong with the literal parts of a step's `with` against the action's
+/// input schema. Templated values are only known at run time, so they are left
+/// out, and a required key given as a template counts as given.
+fn literal_problems(schema: &Value, with: &Value) -> Vec<String> {
+    let Value::Object(with) = with else {
+        return vec!["`with` must be an object".to_owned()];
+    };
+    let templated = |v: &Value| {
+        let mut texts = Vec::new();
+        collect_strings(v, &mut texts);
+        texts.iter().any(|t| t.contains("{{") || t.contains("{%"))
+    };
+    let literal: serde_json::Map<String, Value> = with
+        .iter()
+        .filter(|(_, v)| !templated(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let Ok(validator) = jsonschema::validator_for(schema) else {
+        return Vec::new();
+    };
+    let literal = Value::Object(literal);
+    validator
+        .iter_errors(&literal)
+        .filter(|e| match &e.kind {
+            jsonschema::error::ValidationErrorKind::Required { property } => {
+                property.as_str().is_none_or(|p| !with.contains_key(p))
+            }
+            _ => true,
+        })
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect()
+}
+
 /// What validation checks steps against.
 struct Check<'a> {
     catalog: &'a Catalog,
@@ -953,6 +1009,39 @@ output:
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
+    }
+
+    #[test]
+    fn literal_inputs_are_checked_against_the_schema() {
+        let mut catalog = catalog();
+        catalog.schemas.insert(
+            ("virustotal".into(), "lookup".into()),
+            serde_json::json!({
+                "type": "object",
+                "properties": {"indicator": {"type": "string"}, "type": {"enum": ["file", "ip"]}},
+                "required": ["indicator"],
+                "additionalProperties": false
+            }),
+        );
+        let check = |with: &str| -> String {
+            let source = format!(
+                "name: x\nsteps:\n  - id: vt\n    uses: virustotal.lookup\n    with: {with}\n"
+            );
+            let playbook = Playbook::parse(Path::new("pb.yaml"), &source).unwrap();
+            playbook
+                .validate(&catalog)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(check("{ indicator: 8.8.8.8, type: ip }"), "");
+        assert_eq!(check("{ indicator: \"{{ 1 + 1 }}\" }"), "");
+        insta::assert_snapshot!(check("{ type: domain, extra: 1 }"), @r#"
+        pb.yaml:3:5: step `vt`: input "indicator" is a required property
+        pb.yaml:3:5: step `vt`: input /type: "domain" is not one of "file" or "ip"
+        pb.yaml:3:5: step `vt`: input Additional properties are not allowed ('extra' was unexpected)
+        "#);
     }
 
     #[test]

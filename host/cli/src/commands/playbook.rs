@@ -94,6 +94,12 @@ async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
                     name.to_owned(),
                     Ok(plugin.actions.iter().map(|a| a.name.clone()).collect()),
                 );
+                for action in &plugin.actions {
+                    catalog.schemas.insert(
+                        (name.to_owned(), action.name.clone()),
+                        action.input_schema.clone(),
+                    );
+                }
             }
             Err(aerie_runtime::RegistryError::Unknown { .. }) => {}
             Err(e) => {
