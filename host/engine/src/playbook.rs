@@ -236,6 +236,8 @@ pub struct Step {
     pub with: Value,
     /// A list to run the step for, once per item (`item`, `index` in templates).
     pub for_each: Option<String>,
+    /// How many `for_each` items run at the same time (default 1).
+    pub concurrency: Option<u32>,
     #[serde(rename = "if")]
     pub condition: Option<String>,
     /// Built-in: the rendered value is the step's output.
@@ -705,6 +707,17 @@ impl Playbook {
                     ),
                 ));
             }
+            if step.concurrency.is_some_and(|n| n == 0)
+                || (step.concurrency.is_some() && step.for_each.is_none())
+            {
+                errors.push(self.error_at(
+                    &at,
+                    format!(
+                        "step `{}`: `concurrency` needs `for_each` and must be at least 1",
+                        step.id
+                    ),
+                ));
+            }
             if step.for_each.is_some() && step.uses.is_none() {
                 errors.push(
                     self.error_at(&at, format!("step `{}`: `for_each` needs `uses`", step.id)),
@@ -1007,7 +1020,7 @@ output:
     #[test]
     fn yaml_and_shape_errors_have_positions() {
         insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @"pb.yaml:3:3: did not find expected node content");
-        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`, `on_error`, `retry`, `timeout`");
+        insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @"pb.yaml:4:5: steps[0]: unknown field `usess`, expected one of `id`, `uses`, `with`, `for_each`, `concurrency`, `if`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`, `on_error`, `retry`, `timeout`");
         insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:3:5: step `a`: `uses: p` must be plugin.action");
     }
 

@@ -769,8 +769,15 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                         return Ok(());
                     };
                     record.input = input.clone();
-                    let call = self
-                        .call(run_id, step, None, (plugin, action), &input, record)
+                    let (call, _) = self
+                        .call(
+                            run_id,
+                            step,
+                            None,
+                            (plugin, action),
+                            &input,
+                            Some(&mut *record),
+                        )
                         .await?;
                     record.plugin = call.plugin;
                     match call.result {
@@ -803,8 +810,6 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                     }
                 };
                 let mut inputs = Vec::with_capacity(items.len());
-                let mut outputs = Vec::with_capacity(items.len());
-                let mut first_error = None;
                 for (index, item) in items.into_iter().enumerate() {
                     let mut item_ctx = ctx.clone();
                     item_ctx["item"] = item;
@@ -812,24 +817,69 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                     let Some(input) = self.render_with(step, &item_ctx, record) else {
                         return Ok(());
                     };
-                    let call = self
-                        .call(run_id, step, Some(index), (plugin, action), &input, record)
-                        .await?;
                     inputs.push(input);
-                    record.plugin = call.plugin;
+                }
+                let stop_at_error = step.on_error == OnError::Fail;
+                let mut calls = Vec::with_capacity(inputs.len());
+                match step.concurrency.unwrap_or(1) {
+                    0 | 1 => {
+                        for (index, input) in inputs.iter().enumerate() {
+                            let (call, _) = self
+                                .call(
+                                    run_id,
+                                    step,
+                                    Some(index),
+                                    (plugin, action),
+                                    input,
+                                    Some(&mut *record),
+                                )
+                                .await?;
+                            let failed = call.result.is_err();
+                            calls.push(call);
+                            if failed && stop_at_error {
+                                break;
+                            }
+                        }
+                    }
+                    n => {
+                        // Items run in groups of `n`; results keep the items' order.
+                        self.store.step_updated(run_id, record).await?;
+                        let n = n as usize;
+                        for (group, chunk) in inputs.chunks(n).enumerate() {
+                            let mut running = Vec::with_capacity(chunk.len());
+                            for (offset, input) in chunk.iter().enumerate() {
+                                let index = group * n + offset;
+                                running.push(self.call(
+                                    run_id,
+                                    step,
+                                    Some(index),
+                                    (plugin, action),
+                                    input,
+                                    None,
+                                ));
+                            }
+                            for result in futures_util::future::join_all(running).await {
+                                let (call, attempts) = result?;
+                                record.attempts += attempts;
+                                calls.push(call);
+                            }
+                        }
+                    }
+                }
+                inputs.truncate(calls.len());
+                let mut outputs = Vec::with_capacity(calls.len());
+                let mut first_error = None;
+                for (index, call) in calls.into_iter().enumerate() {
+                    record.plugin = call.plugin.or(record.plugin.take());
                     match call.result {
                         Ok(output) => outputs.push(output),
                         Err(e) => {
                             outputs
                                 .push(json!({ "error": { "code": e.code, "message": e.message } }));
-                            let stop = step.on_error == OnError::Fail;
                             first_error.get_or_insert(StepError {
                                 message: format!("item {index}: {}", e.message),
                                 ..e
                             });
-                            if stop {
-                                break;
-                            }
                         }
                     }
                 }
@@ -848,8 +898,9 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
 }
 
 impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
-    /// One call of a step's action, with its timeout and retries; counts the
-    /// attempts and records every attempt's requests.
+    /// One call of a step's action, with its timeout and retries; records every
+    /// attempt's requests and returns how many attempts it took. With
+    /// `progress`, each attempt is also counted and written before it starts.
     async fn call(
         &self,
         run_id: &str,
@@ -857,13 +908,16 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         item: Option<usize>,
         (plugin, action): (&str, &str),
         input: &Value,
-        record: &mut StepRecord,
-    ) -> anyhow::Result<PluginCall> {
+        mut progress: Option<&mut StepRecord>,
+    ) -> anyhow::Result<(PluginCall, u32)> {
         let attempts = step.retry.map_or(1, |r| r.attempts.max(1));
         let mut attempt = 1;
         loop {
-            record.attempts += 1;
-            self.store.step_updated(run_id, record).await?;
+            // Recorded before the call, so a crash mid-call still counts it.
+            if let Some(record) = progress.as_deref_mut() {
+                record.attempts += 1;
+                self.store.step_updated(run_id, record).await?;
+            }
             let call = match step.timeout {
                 None => self.plugins.call(plugin, action, input).await,
                 Some(limit) => {
@@ -892,7 +946,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                 .await?;
             let retry = match (&call.result, step.retry) {
                 (Err(e), Some(retry)) if e.retryable && attempt < attempts => retry,
-                _ => return Ok(call),
+                _ => return Ok((call, attempt)),
             };
             attempt += 1;
             let delay = retry.delay(attempt);
@@ -991,6 +1045,7 @@ fn template_error(message: String) -> StepError {
 #[cfg(test)]
 mod tests_support {
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -999,6 +1054,9 @@ mod tests_support {
     pub struct Scripted {
         pub answers: Mutex<Vec<(Duration, Result<Value, StepError>)>>,
         pub calls: Mutex<Vec<Value>>,
+        in_flight: AtomicUsize,
+        /// The most calls that were running at once.
+        pub most_at_once: AtomicUsize,
     }
 
     impl Scripted {
@@ -1006,6 +1064,8 @@ mod tests_support {
             Scripted {
                 answers: Mutex::new(answers.into_iter().rev().collect()),
                 calls: Mutex::new(Vec::new()),
+                in_flight: AtomicUsize::new(0),
+                most_at_once: AtomicUsize::new(0),
             }
         }
     }
@@ -1019,7 +1079,10 @@ mod tests_support {
                 .unwrap()
                 .pop()
                 .expect("more calls than scripted");
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             PluginCall {
                 result,
                 plugin: None,
@@ -1295,6 +1358,50 @@ output: "{{ steps.after.output }}"
                 run.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn for_each_concurrency_runs_items_together_in_order() {
+        let source = "name: t\nsteps:\n  - id: each\n    for_each: \"{{ [1, 2, 3, 4, 5] }}\"\n    concurrency: 2\n    uses: p.a\n    with: { n: \"{{ item }}\" }\noutput: \"{{ steps.each.output }}\"\n";
+        let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+        let answers = (1..=5)
+            .map(|n| (Duration::from_millis(20), Ok(json!(n * 10))))
+            .collect();
+        let plugins = Scripted::new(answers);
+        let store = Memory::default();
+        let run = Runner::new(&plugins, &store)
+            .run(&playbook, &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(run.output, json!([10, 20, 30, 40, 50]));
+        assert_eq!(run.steps[0].attempts, 5);
+        assert_eq!(
+            plugins
+                .most_at_once
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+
+        // Without `concurrency`, one at a time.
+        let sequential = Playbook::parse(
+            Path::new("t.yaml"),
+            &source.replace("    concurrency: 2\n", ""),
+        )
+        .unwrap();
+        let answers = (1..=5)
+            .map(|n| (Duration::from_millis(1), Ok(json!(n))))
+            .collect();
+        let plugins = Scripted::new(answers);
+        Runner::new(&plugins, &store)
+            .run(&sequential, &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            plugins
+                .most_at_once
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
     }
 
     #[tokio::test]
