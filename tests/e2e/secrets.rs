@@ -100,3 +100,82 @@ async fn inspect_names_credentials_and_their_binding_but_never_the_value() {
         assert!(!ran.stdout.contains(SECRET) && !ran.stderr.contains(SECRET));
     }
 }
+
+#[tokio::test]
+async fn each_way_of_applying_a_credential_reaches_the_upstream() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let basic = |pair: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let cases = [
+        (
+            r#"{ header = "X-Auth-Token" }"#,
+            ("x-auth-token", SECRET.to_owned()),
+        ),
+        (r#""bearer""#, ("authorization", format!("Bearer {SECRET}"))),
+        (
+            r#"{ basic = { username = "svc" } }"#,
+            ("authorization", basic(&format!("svc:{SECRET}"))),
+        ),
+        (r#"{ basic = {} }"#, ("authorization", basic(SECRET))),
+    ];
+    for (apply, (header, value)) in cases {
+        let site = Site::new();
+        let key = site.file("key", SECRET);
+        site.hostile("hostile", |m| m.replace(r#"apply = { header = "x-apikey" }"#, &format!("apply = {apply}")))
+            .config(&format!(
+                "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
+                key.display().to_string()
+            ));
+        let plugin = site.load("hostile").await;
+        let report = plugin
+            .call("fetch", &json!({"url": format!("{origin}/hello")}))
+            .await;
+        assert_eq!(report.result.unwrap()["status"], 200, "{apply}");
+        let sent = upstream.received().pop().unwrap();
+        assert!(
+            sent.contains(&(header.to_owned(), value.clone())),
+            "{apply}: {sent:?}"
+        );
+        // The guest may not set the header its credential occupies.
+        let err = plugin
+            .call(
+                "fetch",
+                &json!({"url": format!("{origin}/hello"), "headers": {header: "forged"}}),
+            )
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(err.code(), "denied", "{apply}");
+    }
+}
+
+#[tokio::test]
+async fn a_query_credential_is_added_to_the_url_and_never_recorded() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = Site::new();
+    let key = site.file("key", SECRET);
+    site.hostile("hostile", |m| m.replace(r#"apply = { header = "x-apikey" }"#, r#"apply = { query = "apikey" }"#))
+        .config(&format!(
+            "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
+            key.display().to_string()
+        ));
+    let plugin = site.load("hostile").await;
+    let report = plugin
+        .call("fetch", &json!({"url": format!("{origin}/hello?x=1")}))
+        .await;
+    assert_eq!(report.result.unwrap()["status"], 200);
+    assert_eq!(
+        upstream.paths().pop().unwrap(),
+        format!("/hello?x=1&apikey={SECRET}")
+    );
+    assert_eq!(report.requests[0].url, format!("{origin}/hello?x=1"));
+}

@@ -11,6 +11,7 @@ use axum::routing::get;
 #[derive(Debug, Default)]
 pub struct Upstream {
     headers: Mutex<Vec<Vec<(String, String)>>>,
+    paths: Mutex<Vec<String>>,
 }
 
 impl Upstream {
@@ -24,6 +25,11 @@ impl Upstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The path and query of every request received, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -55,6 +61,15 @@ async fn record(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(headers);
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    up.paths
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(target);
     next.run(request).await
 }
 
