@@ -90,7 +90,14 @@ impl Store {
             .await
             .context("opening the approval")?;
             let body = json!({ "approval": id, "step": step_id, "request": request });
-            audit::append(&mut tx, run_id, "approval.requested", &body).await?;
+            audit::append(
+                &mut tx,
+                &mut audit::Head::default(),
+                run_id,
+                "approval.requested",
+                &body,
+            )
+            .await?;
         }
         expire(&mut tx, Some(run_id)).await?;
         let state = state(&mut tx, run_id, step_id).await?;
@@ -104,7 +111,14 @@ impl Store {
             .bind(&run.id)
             .execute(&mut *tx)
             .await?;
-        audit::append(&mut tx, &run.id, "run.waiting", &json!({})).await?;
+        audit::append(
+            &mut tx,
+            &mut audit::Head::default(),
+            &run.id,
+            "run.waiting",
+            &json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -198,7 +212,14 @@ impl Store {
             .into());
         }
         let body = json!({ "approval": approval_id, "user": user, "approve": approve, "comment": comment });
-        audit::append(&mut tx, &run_id, "approval.decided", &body).await?;
+        audit::append(
+            &mut tx,
+            &mut audit::Head::default(),
+            &run_id,
+            "approval.decided",
+            &body,
+        )
+        .await?;
 
         let approvals: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM approval_decisions WHERE approval_id = ? AND approve = 1",
@@ -242,6 +263,7 @@ async fn settle(
         .await?;
     audit::append(
         tx,
+        &mut audit::Head::default(),
         run_id,
         "approval.settled",
         &json!({ "approval": approval_id, "outcome": outcome }),

@@ -56,17 +56,25 @@ fn now() -> String {
 }
 
 /// Appends one entry inside the caller's (write) transaction.
+/// The chain's last hash as one write transaction knows it. Valid only inside
+/// that transaction, which holds SQLite's write lock: nobody else can append.
+#[derive(Debug, Default)]
+pub(crate) struct Head(Option<String>);
+
 pub(crate) async fn append(
     conn: &mut SqliteConnection,
+    head: &mut Head,
     run_id: &str,
     kind: &str,
     body: &Value,
 ) -> anyhow::Result<()> {
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+    let prev = match head.0.take() {
+        Some(prev) => prev,
+        None => sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
-            .await?;
-    let prev = prev.unwrap_or_else(|| GENESIS.to_owned());
+            .await?
+            .unwrap_or_else(|| GENESIS.to_owned()),
+    };
     let at = now();
     let body = body.to_string();
     let hash = digest(&prev, &at, run_id, kind, &body);
@@ -81,6 +89,7 @@ pub(crate) async fn append(
     .bind(&hash)
     .execute(&mut *conn)
     .await?;
+    head.0 = Some(hash);
     Ok(())
 }
 

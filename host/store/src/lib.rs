@@ -300,7 +300,8 @@ impl RunStore for Store {
     ) -> anyhow::Result<()> {
         let (run, definition, lease) = (run.clone(), definition.to_owned(), lease.clone());
         self.writer
-            .submit(Box::new(move |conn| {
+            .submit(Box::new(move |conn, head| {
+                let (run, definition, lease) = (run.clone(), definition.clone(), lease.clone());
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO runs (id, playbook, status, input, started_at, definition, lease_owner, lease_until)
@@ -318,7 +319,7 @@ impl RunStore for Store {
                     .await
                     .context("recording the run")?;
                     let body = serde_json::json!({ "playbook": run.playbook, "input": run.input });
-                    audit::append(conn, &run.id, "run.started", &body).await
+                    audit::append(conn, head, &run.id, "run.started", &body).await
                 })
             }))
             .await
@@ -363,6 +364,7 @@ impl RunStore for Store {
         };
         audit::append(
             &mut tx,
+            &mut audit::Head::default(),
             &id,
             "run.resumed",
             &serde_json::json!({ "by": lease.owner }),
@@ -379,7 +381,8 @@ impl RunStore for Store {
     async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
         let (run_id, step) = (run_id.to_owned(), step.clone());
         self.writer
-            .submit(Box::new(move |conn| {
+            .submit(Box::new(move |conn, head| {
+                let (run_id, step) = (run_id.clone(), step.clone());
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO steps (run_id, step_id, seq, status, attempts, input, output, error, plugin,
@@ -415,7 +418,7 @@ impl RunStore for Store {
                         ),
                         _ => ("step.finished", serde_json::to_value(&step)?),
                     };
-                    audit::append(conn, &run_id, kind, &body).await
+                    audit::append(conn, head, &run_id, kind, &body).await
                 })
             }))
             .await
@@ -439,7 +442,9 @@ impl RunStore for Store {
             requests.to_vec(),
         );
         self.writer
-            .submit(Box::new(move |conn| {
+            .submit(Box::new(move |conn, head| {
+                let (run_id, step_id, plugin, requests) =
+                    (run_id.clone(), step_id.clone(), plugin.clone(), requests.clone());
                 Box::pin(async move {
                     for request in &requests {
                         sqlx::query(
@@ -460,7 +465,7 @@ impl RunStore for Store {
                         .await
                         .context("recording a request")?;
                         let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
-                        audit::append(conn, &run_id, "request", &body).await?;
+                        audit::append(conn, head, &run_id, "request", &body).await?;
                     }
                     Ok(())
                 })
@@ -471,7 +476,8 @@ impl RunStore for Store {
     async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
         let run = run.clone();
         self.writer
-            .submit(Box::new(move |conn| {
+            .submit(Box::new(move |conn, head| {
+                let run = run.clone();
                 Box::pin(async move {
                     sqlx::query("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ? WHERE id = ?")
                         .bind(run.status.as_str())
@@ -483,7 +489,7 @@ impl RunStore for Store {
                         .await
                         .context("recording the run's end")?;
                     let body = serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
-                    audit::append(conn, &run.id, "run.finished", &body).await
+                    audit::append(conn, head, &run.id, "run.finished", &body).await
                 })
             }))
             .await

@@ -4,18 +4,27 @@
 //! A durable run writes its state at every step; with many runs in flight, a
 //! transaction per write queues them all on SQLite's single writer. Here each
 //! write still waits until its own change is committed — durability is the same
-//! — but the writes of concurrent runs share a commit. Each write runs inside a
-//! savepoint, so one failing write is undone alone and reported to its caller.
+//! — but the writes of concurrent runs share a commit. Writes fail rarely (a
+//! bug, a full disk); when one in a batch does, the batch is rolled back and
+//! each write is run again in a transaction of its own, so only the failing one
+//! is lost and reported to its caller.
 
 use anyhow::anyhow;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
+
+use crate::audit::Head;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-/// One write: statements run on the writer's connection, inside its transaction.
-pub(crate) type Op =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<()>> + Send>;
+/// One write: statements run on the writer's connection, inside its transaction,
+/// with the audit chain's head as that transaction knows it. `Fn`, because a
+/// write may run twice (see the module docs).
+pub(crate) type Op = Box<
+    dyn for<'c> Fn(&'c mut SqliteConnection, &'c mut Head) -> BoxFuture<'c, anyhow::Result<()>>
+        + Send
+        + Sync,
+>;
 
 struct Job {
     op: Op,
@@ -94,55 +103,68 @@ fn failed(jobs: usize, e: String) -> Outcome {
 
 async fn commit(conn: &mut SqliteConnection, batch: &mut [Job]) -> Outcome {
     let jobs = batch.len();
-    // IMMEDIATE: the write lock from the start, so another process cannot
-    // extend the audit chain between our read of its head and our append.
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        return failed(jobs, e.to_string());
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    // Alone in its transaction, a write needs no savepoint: if it fails, the
-    // whole transaction is rolled back.
-    if let [job] = batch {
-        let op = std::mem::replace(&mut job.op, Box::new(|_| Box::pin(async { Ok(()) })));
-        let result = op(conn).await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let commit = sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        return Outcome {
-            results: vec![result],
-            commit,
-        };
-    }
-    for job in batch.iter_mut() {
-        let op = std::mem::replace(&mut job.op, Box::new(|_| Box::pin(async { Ok(()) })));
-        let result = async {
-            sqlx::query("SAVEPOINT write").execute(&mut *conn).await?;
-            match op(conn).await {
-                Ok(()) => {
-                    sqlx::query("RELEASE write").execute(&mut *conn).await?;
-                    Ok(())
-                }
-                Err(e) => {
-                    sqlx::query("ROLLBACK TO write").execute(&mut *conn).await?;
-                    sqlx::query("RELEASE write").execute(&mut *conn).await?;
-                    Err(e)
-                }
+    let all = transaction(conn, batch.iter().map(|job| &job.op)).await;
+    match all {
+        Ok(results) if results.iter().all(Result::is_ok) => Outcome {
+            results,
+            commit: Ok(()),
+        },
+        // Only one write: its own error is the answer.
+        Ok(results) if jobs == 1 => Outcome {
+            results,
+            commit: Ok(()),
+        },
+        Err(e) if jobs == 1 => failed(1, e),
+        // Something failed: each write again, alone.
+        _ => {
+            let mut results = Vec::with_capacity(jobs);
+            for job in batch.iter() {
+                let result = match transaction(conn, std::iter::once(&job.op)).await {
+                    Ok(mut one) => one.pop().unwrap_or(Ok(())),
+                    Err(e) => Err(anyhow!("{e}")),
+                };
+                results.push(result);
+            }
+            Outcome {
+                results,
+                commit: Ok(()),
             }
         }
-        .await;
-        results.push(result);
     }
-    let commit = match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(e.to_string())
+}
+
+/// Runs `ops` in one IMMEDIATE transaction — the write lock from the start, so
+/// no other process extends the audit chain between reading its head and
+/// appending — and commits if every one succeeded, else rolls back. The outer
+/// error is a failure of the transaction itself.
+async fn transaction<'o>(
+    conn: &mut SqliteConnection,
+    ops: impl Iterator<Item = &'o Op>,
+) -> Result<Vec<anyhow::Result<()>>, String> {
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = Head::default();
+    let mut results = Vec::new();
+    for op in ops {
+        let result = op(conn, &mut head).await;
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
         }
+    }
+    let end = if results.iter().all(Result::is_ok) {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
     };
-    Outcome { results, commit }
+    if let Err(e) = sqlx::query(end).execute(&mut *conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e.to_string());
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -150,7 +172,7 @@ mod tests {
     use super::*;
 
     fn insert(x: i64) -> Op {
-        Box::new(move |conn| {
+        Box::new(move |conn, _| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (x) VALUES (?)")
                     .bind(x)
