@@ -13,4 +13,5 @@ mod playbook;
 mod resume;
 mod sandbox;
 mod secrets;
+mod tls;
 mod virustotal;

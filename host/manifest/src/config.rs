@@ -91,6 +91,9 @@ pub struct PluginGrant {
     pub limits: LimitsOverride,
     /// A read-only folder the plugin sees as `/data`.
     pub data: Option<PathBuf>,
+    /// Extra certificate authorities (PEM) trusted for this plugin's HTTPS
+    /// origins, beside the public ones: an on-premises server's private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where a secret lives: `{ env = "VT_API_KEY" }` or `{ file = "/run/secrets/vt" }`.
@@ -261,7 +264,7 @@ credentials.token = { file = "/run/secrets/jira" }
     fn errors_name_the_key_and_the_line() {
         insta::assert_snapshot!(
             parse("[plugins.virustotal]\nsettings = {}\nalow = []\n").unwrap_err(),
-            @"aerie.toml:3:1: unknown field `alow`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`"
+            @"aerie.toml:3:1: unknown field `alow`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`"
         );
         insta::assert_snapshot!(
             parse("[plugins.vt]\ncredentials.api_key = { vault = \"x\" }\n").unwrap_err(),

@@ -88,6 +88,29 @@ pub(crate) struct NetworkPolicy {
     pub credentials: Vec<Credential>,
     pub max_response_bytes: u64,
     pub redactor: Redactor,
+    /// TLS settings for HTTPS origins: the public roots plus the operator's
+    /// `ca_file`. Built once per loaded plugin.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// The TLS client settings: the public web roots, plus `extra` authorities.
+pub(crate) fn tls_config(
+    extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    for cert in extra {
+        roots.add(cert).map_err(|e| format!("ca_file: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl NetworkPolicy {
@@ -341,7 +364,7 @@ async fn send(
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
         .unwrap_or(CONNECT_TIMEOUT);
-    let outcome = exchange(&origin, &addrs, request, connect_timeout).await;
+    let outcome = exchange(&origin, &addrs, request, connect_timeout, &policy.tls).await;
     record.ms = started.elapsed().as_millis() as u64;
     let (response, io) = match outcome {
         Ok(ok) => ok,
@@ -383,6 +406,7 @@ async fn exchange(
     addrs: &[SocketAddr],
     mut request: http::Request<WasiBody>,
     connect_timeout: Duration,
+    tls: &Arc<rustls::ClientConfig>,
 ) -> Result<(http::Response<hyper::body::Incoming>, IoFuture), Error> {
     let mut last_error = None;
     let mut stream = None;
@@ -410,22 +434,12 @@ async fn exchange(
     *request.uri_mut() = target.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
 
     if origin.scheme == "https" {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|_| Error::TlsProtocolError)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let name = match origin.host.parse::<IpAddr>() {
             Ok(ip) => rustls::pki_types::ServerName::from(ip),
             Err(_) => rustls::pki_types::ServerName::try_from(origin.host.clone())
                 .map_err(Error::InvalidDnsNameError)?,
         };
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(tls.clone())
             .connect(name, stream)
             .await
             .map_err(Error::Tls)?;

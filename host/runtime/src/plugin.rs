@@ -212,6 +212,25 @@ impl Plugin {
             }
         }
         let redactor = Redactor::new(credentials.iter().map(|c| c.secret.clone()));
+        let extra_roots = match &grant.ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject as _;
+                let pem = std::fs::read(path)
+                    .map_err(|e| grant_error(format!("ca_file {}: {e}", path.display())))?;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| grant_error(format!("ca_file {}: {e}", path.display())))?;
+                if certs.is_empty() {
+                    return Err(grant_error(format!(
+                        "ca_file {} holds no PEM certificate",
+                        path.display()
+                    )));
+                }
+                certs
+            }
+        };
+        let tls = crate::broker::tls_config(extra_roots).map_err(grant_error)?;
 
         let component_path = manifest.component_path(manifest_path);
         let component_error = |message: String| LoadError::Component {
@@ -253,6 +272,7 @@ impl Plugin {
             credentials,
             max_response_bytes: limits.max_response_kb * 1024,
             redactor: redactor.clone(),
+            tls,
         });
         let mut plugin = Plugin {
             allowed: allowed.iter().map(ToString::to_string).collect(),
