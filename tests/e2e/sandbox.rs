@@ -95,6 +95,24 @@ async fn a_panic_is_reported_with_its_message() {
 }
 
 #[tokio::test]
+async fn a_chatty_plugin_is_not_stopped_for_writing_to_stderr() {
+    let site = site();
+    let plugin = site.load("hostile").await;
+    assert_eq!(
+        call(&plugin, "chatty", json!({"kb": 1024})).await.unwrap(),
+        json!({"wrote_kb": 1024})
+    );
+    // After a megabyte of noise, a panic's message is still reported.
+    let err = call(&plugin, "panic", json!({"message": "still heard"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.fault, Fault::Panic(m) if m.starts_with("still heard")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn the_sandbox_has_no_environment_arguments_or_files() {
     let site = site();
     let plugin = site.load("hostile").await;
@@ -152,7 +170,7 @@ async fn input_is_checked_against_the_schema_before_the_plugin_runs() {
     assert!(matches!(err.fault, Fault::InvalidInput(_)), "{err}");
     insta::assert_snapshot!(err, @r#"hostile.alloc: invalid-input: input/mb: "lots" is not of type "integer""#);
     let err = call(&plugin, "launch", json!({})).await.unwrap_err();
-    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, fetch, noop, observe, panic, read, recurse, spin");
+    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, noop, observe, panic, read, recurse, spin");
 }
 
 #[tokio::test]
@@ -181,7 +199,7 @@ async fn a_step_plugin_that_imports_http_is_refused_at_load() {
 async fn a_manifest_that_disagrees_with_the_component_is_refused() {
     let site = Site::new();
     site.hostile("hostile", |m| {
-        m.replace("\"read\"]", "\"read\", \"delete-everything\"]")
+        m.replace("\"chatty\"]", "\"chatty\", \"delete-everything\"]")
     });
     let err = site
         .registry()
@@ -190,7 +208,7 @@ async fn a_manifest_that_disagrees_with_the_component_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.ends_with("the component offers actions [alloc, fetch, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, delete-everything, fetch, noop, observe, panic, read, recurse, spin]"),
+        err.ends_with("the component offers actions [alloc, chatty, fetch, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, noop, observe, panic, read, recurse, spin]"),
         "{err}"
     );
 }

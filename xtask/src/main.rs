@@ -31,11 +31,7 @@ fn main() -> std::process::ExitCode {
 
 fn xtask() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?
-        .to_owned();
-    std::env::set_current_dir(&root)?;
+    std::env::set_current_dir(workspace_root()?)?;
     match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("demo") => demo(args.get(1).map(String::as_str)),
@@ -60,6 +56,24 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed ({status})");
     }
     Ok(())
+}
+
+/// The workspace being worked on, asked of cargo at run time: a path compiled
+/// into this binary would be wrong when a target folder is shared between
+/// checkouts (a CI clone and a working tree) and cargo reuses the binary.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let out = cargo()
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .context("cargo locate-project")?;
+    if !out.status.success() {
+        bail!(
+            "cargo locate-project: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let manifest = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    Ok(manifest.parent().context("workspace root")?.to_owned())
 }
 
 fn target_dir() -> anyhow::Result<PathBuf> {

@@ -34,6 +34,7 @@ mod registry;
 mod runtime;
 pub mod secrets;
 mod state;
+mod stderr;
 
 pub use broker::RequestRecord;
 pub use error::{CallError, Fault, LoadError};

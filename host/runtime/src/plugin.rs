@@ -12,7 +12,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -25,9 +24,6 @@ use crate::state::{CallState, MemoryLimiter};
 
 /// Where a plugin's granted data folder appears inside the sandbox.
 pub const DATA_MOUNT: &str = "/data";
-
-/// What a plugin's guest stderr may hold per call; kept to explain panics.
-const STDERR_CAPACITY: usize = 64 * 1024;
 
 /// One action as the plugin describes it.
 #[derive(Debug, Clone, Serialize)]
@@ -361,7 +357,7 @@ impl Plugin {
     }
 
     fn new_store(&self) -> anyhow::Result<(Store<CallState>, Arc<Mutex<Journal>>)> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = crate::stderr::Stderr::default();
         let mut wasi = WasiCtx::builder();
         wasi.stderr(stderr.clone())
             .allow_ip_name_lookup(false)

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -28,7 +27,7 @@ pub(crate) struct CallState {
     pub settings: Arc<BTreeMap<String, String>>,
     pub limiter: MemoryLimiter,
     pub logs: Vec<LogLine>,
-    pub stderr: MemoryOutputPipe,
+    pub stderr: crate::stderr::Stderr,
     pub redactor: Redactor,
 }
 

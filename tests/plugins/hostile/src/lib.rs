@@ -26,6 +26,7 @@ impl Plugin for Hostile {
                 observe,
             )
             .action("read", "Read a file by path", read)
+            .action("chatty", "Write `kb` KiB to stderr, then succeed", chatty)
     }
 }
 
@@ -151,6 +152,19 @@ fn list(dir: &str) -> Option<Vec<String>> {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect(),
     )
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Chatty {
+    kb: usize,
+}
+
+fn chatty(input: Chatty) -> Result<Value, Error> {
+    let line = "x".repeat(1023);
+    for _ in 0..input.kb {
+        eprintln!("{line}");
+    }
+    Ok(json!({ "wrote_kb": input.kb }))
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -1,0 +1,59 @@
+//! The guest's stderr, kept (up to a cap) to explain a panic.
+//!
+//! wasmtime's `MemoryOutputPipe` traps the guest once its capacity is full, so a
+//! chatty plugin would fail for printing. This pipe keeps the first
+//! [`Stderr::CAPACITY`] bytes and drops the rest; the guest never notices.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stderr {
+    kept: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Stderr {
+    pub(crate) const CAPACITY: usize = 64 * 1024;
+
+    /// What the guest wrote, up to the cap.
+    pub(crate) fn contents(&self) -> Vec<u8> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl IsTerminal for Stderr {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Stderr {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for Stderr {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let room = Self::CAPACITY.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
