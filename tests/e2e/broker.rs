@@ -6,7 +6,7 @@ use aerie_runtime::Fault;
 use aerie_tests::misc::Upstream;
 use serde_json::json;
 
-use crate::harness::Site;
+use crate::harness::{Site, grant};
 
 /// The hostile plugin whose `base_url` setting points at `upstream`, with the
 /// operator's `allow` as given.
@@ -182,8 +182,10 @@ async fn a_slow_upstream_runs_into_the_call_deadline() {
     let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
     let origin = format!("http://{addr}");
     let site = Site::new();
-    site.hostile("hostile", |m| m).config(&format!(
-        "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\nlimits = {{ timeout_ms = 300 }}\n"
+    site.hostile("hostile", |m| m).config(&grant(
+        "hostile",
+        &origin,
+        "limits = { timeout_ms = 300 }\n",
     ));
     let plugin = site.load("hostile").await;
     let err = plugin

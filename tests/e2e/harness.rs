@@ -147,6 +147,23 @@ impl Site {
     }
 }
 
+/// The `aerie.toml` section granting `plugin` the origin of a local stand-in:
+/// its `base_url` setting and an operator `allow` entry (loopback needs one),
+/// followed by `extra` lines of the same section.
+pub fn grant(plugin: &str, origin: &str, extra: &str) -> String {
+    format!(
+        "[plugins.{plugin}]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\n{extra}"
+    )
+}
+
+/// The credential line binding `api_key` to the secret in `path`.
+pub fn key_file(path: &Path) -> String {
+    format!(
+        "credentials.api_key = {{ file = {:?} }}\n",
+        path.display().to_string()
+    )
+}
+
 /// Output of a finished command, for assertions.
 pub struct Ran {
     pub code: i32,

@@ -4,7 +4,7 @@
 use aerie_tests::virustotal::StandIn;
 use serde_json::{Value, json};
 
-use crate::harness::{Site, repo, run};
+use crate::harness::{Site, grant, repo, run};
 
 const KEY: &str = "vt-run-secret-8d1e55aa";
 
@@ -12,9 +12,13 @@ async fn site(vt: &StandIn, addr: std::net::SocketAddr) -> Site {
     let _ = vt;
     let origin = format!("http://{addr}");
     let site = Site::new();
-    site.shipped("ioc-extract").shipped("virustotal").config(&format!(
-        "[plugins.virustotal]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ env = \"VT_API_KEY\" }}\n"
-    ));
+    site.shipped("ioc-extract")
+        .shipped("virustotal")
+        .config(&grant(
+            "virustotal",
+            &origin,
+            "credentials.api_key = { env = \"VT_API_KEY\" }\n",
+        ));
     std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
     std::fs::copy(
         repo().join("playbooks/enrich-ioc.yaml"),

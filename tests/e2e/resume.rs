@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use aerie_tests::misc::Upstream;
 use serde_json::Value;
 
-use crate::harness::{Site, run};
+use crate::harness::{Site, grant, run};
 
 const PLAYBOOK: &str = r#"name: slow
 inputs:
@@ -29,9 +29,10 @@ async fn a_killed_run_is_resumed_without_repeating_finished_steps() {
     let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
     let origin = format!("http://{addr}");
     let site = Site::new();
-    site.shipped("ioc-extract").hostile("hostile", |m| m).config(&format!(
-        "[engine]\nlease_seconds = 1\n\n[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\nlimits = {{ timeout_ms = 20000 }}\n"
-    ));
+    let section = grant("hostile", &origin, "limits = { timeout_ms = 20000 }\n");
+    site.shipped("ioc-extract")
+        .hostile("hostile", |m| m)
+        .config(&format!("[engine]\nlease_seconds = 1\n\n{section}"));
     site.file("slow.yaml", PLAYBOOK);
     let input = format!(r#"{{"url": "{origin}/slow/1500"}}"#);
 

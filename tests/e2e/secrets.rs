@@ -4,7 +4,7 @@
 use aerie_tests::misc::Upstream;
 use serde_json::json;
 
-use crate::harness::{Site, run};
+use crate::harness::{Site, grant, key_file, run};
 
 const SECRET: &str = "vt-secret-4f9a1c77e2";
 
@@ -15,10 +15,8 @@ async fn the_plugin_never_sees_the_secret_it_uses() {
     let origin = format!("http://{addr}");
     let site = Site::new();
     let key = site.file("vt.key", &format!("{SECRET}\n"));
-    site.hostile("hostile", |m| m).config(&format!(
-        "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
-        key.display().to_string()
-    ));
+    site.hostile("hostile", |m| m)
+        .config(&grant("hostile", &origin, &key_file(&key)));
     let plugin = site.load("hostile").await;
     let report = plugin
         .call(
@@ -128,11 +126,13 @@ async fn each_way_of_applying_a_credential_reaches_the_upstream() {
     for (apply, (header, value)) in cases {
         let site = Site::new();
         let key = site.file("key", SECRET);
-        site.hostile("hostile", |m| m.replace(r#"apply = { header = "x-apikey" }"#, &format!("apply = {apply}")))
-            .config(&format!(
-                "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
-                key.display().to_string()
-            ));
+        site.hostile("hostile", |m| {
+            m.replace(
+                r#"apply = { header = "x-apikey" }"#,
+                &format!("apply = {apply}"),
+            )
+        })
+        .config(&grant("hostile", &origin, &key_file(&key)));
         let plugin = site.load("hostile").await;
         let report = plugin
             .call("fetch", &json!({"url": format!("{origin}/hello")}))
@@ -163,11 +163,13 @@ async fn a_query_credential_is_added_to_the_url_and_never_recorded() {
     let origin = format!("http://{addr}");
     let site = Site::new();
     let key = site.file("key", SECRET);
-    site.hostile("hostile", |m| m.replace(r#"apply = { header = "x-apikey" }"#, r#"apply = { query = "apikey" }"#))
-        .config(&format!(
-            "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
-            key.display().to_string()
-        ));
+    site.hostile("hostile", |m| {
+        m.replace(
+            r#"apply = { header = "x-apikey" }"#,
+            r#"apply = { query = "apikey" }"#,
+        )
+    })
+    .config(&grant("hostile", &origin, &key_file(&key)));
     let plugin = site.load("hostile").await;
     let report = plugin
         .call("fetch", &json!({"url": format!("{origin}/hello?x=1")}))

@@ -8,7 +8,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::harness::Site;
+use crate::harness::{Site, grant, key_file};
 
 const SECRET: &str = "tls-secret-93b1e0c4";
 
@@ -76,10 +76,7 @@ fn site(origin: &str, ca_file: Option<&str>) -> Site {
     let site = Site::new();
     let key = site.file("key", SECRET);
     let ca = ca_file.map(|pem| site.file("ca.pem", pem));
-    let mut config = format!(
-        "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
-        key.display().to_string()
-    );
+    let mut config = grant("hostile", origin, &key_file(&key));
     if let Some(ca) = ca {
         config.push_str(&format!("ca_file = {:?}\n", ca.display().to_string()));
     }

@@ -6,7 +6,7 @@ use aerie_runtime::Plugin;
 use aerie_tests::virustotal::StandIn;
 use serde_json::{Value, json};
 
-use crate::harness::Site;
+use crate::harness::{Site, grant, key_file};
 
 const KEY: &str = "test-vt-key-0123456789";
 
@@ -22,10 +22,8 @@ async fn fixture(key_given: &str) -> Fixture {
     let origin = format!("http://{addr}");
     let site = Site::new();
     let key = site.file("vt.key", key_given);
-    site.shipped("virustotal").config(&format!(
-        "[plugins.virustotal]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\ncredentials.api_key = {{ file = {:?} }}\n",
-        key.display().to_string()
-    ));
+    site.shipped("virustotal")
+        .config(&grant("virustotal", &origin, &key_file(&key)));
     Fixture {
         site,
         vt,
