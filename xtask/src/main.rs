@@ -216,8 +216,12 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let dir = build_plugins(&["ioc-extract", "hostile"])?;
-    run(cargo()
-        .args(["bench", "-p", "aerie-runtime"])
-        .args(extra)
-        .env("AERIE_WASM_DIR", &dir))
+    // Plugin calls (host/runtime/benches) and durable runs (tests/benches).
+    for package in ["aerie-runtime", "aerie-tests"] {
+        run(cargo()
+            .args(["bench", "-p", package])
+            .args(extra)
+            .env("AERIE_WASM_DIR", &dir))?;
+    }
+    Ok(())
 }
