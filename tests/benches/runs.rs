@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aerie_engine::{Playbook, PluginCall, PluginRef, Plugins, Runner, StepError};
+use aerie_engine::{Playbook, PluginCall, Plugins, Runner};
 use aerie_manifest::PluginGrant;
 use aerie_runtime::{Plugin, Runtime, RuntimeOptions};
 use aerie_store::Store;
@@ -30,21 +30,7 @@ struct One(Arc<Plugin>);
 
 impl Plugins for One {
     async fn call(&self, _plugin: &str, action: &str, input: &Value) -> PluginCall {
-        let report = self.0.call(action, input).await;
-        PluginCall {
-            result: report.result.map_err(|e| StepError {
-                code: e.code().to_owned(),
-                message: e.message(),
-                retryable: e.retryable(),
-            }),
-            plugin: Some(PluginRef {
-                name: self.0.name().to_owned(),
-                version: self.0.version().to_owned(),
-                sha256: self.0.sha256.clone(),
-            }),
-            requests: Vec::new(),
-            logs: Vec::new(),
-        }
+        aerie::wiring::plugin_call(&self.0, self.0.call(action, input).await)
     }
 }
 

@@ -128,7 +128,7 @@ async fn guest_set_credential_headers_are_refused() {
             .await
             .result
             .unwrap_err();
-        assert_eq!(err.code(), "denied", "{header}: {err}");
+        assert_eq!(err.code().as_str(), "denied", "{header}: {err}");
         assert!(
             err.to_string()
                 .contains(&format!("header `{header}` is reserved")),

@@ -10,6 +10,7 @@ mod broker;
 mod cli;
 mod fasttext;
 mod harness;
+mod logs;
 mod playbook;
 mod postgres;
 mod recategorise;

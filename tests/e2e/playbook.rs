@@ -168,7 +168,7 @@ fn bad_inputs_and_invalid_playbooks_are_refused_clearly() {
     let ran = run(site.aerie().args(["playbook", "validate", "bad.yaml"]));
     assert_eq!(ran.code, 1);
     insta::assert_snapshot!(ran.stderr.trim(), @r"
-    bad.yaml:5:20: step `a`: `steps.a` has not run yet at this point
+    bad.yaml:5:19: step `a`: `steps.a` has not run yet at this point
     bad.yaml:6:5: duplicate step id `a`
     ");
 
@@ -285,7 +285,7 @@ fn a_playbook_step_runs_another_playbook() {
         (ran.code, ran.stderr.trim()),
         (
             1,
-            "playbooks/broken.yaml:4:5: step `x`: no playbook `nowhere` in the playbooks folder"
+            "playbooks/broken.yaml:4:15: step `x`: no playbook `nowhere` in the playbooks folder"
         )
     );
 }

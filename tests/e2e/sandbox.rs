@@ -34,7 +34,7 @@ async fn an_infinite_loop_hits_the_deadline() {
     let plugin = site.load("hostile").await;
     let err = call(&plugin, "spin", json!({})).await.unwrap_err();
     assert!(matches!(err.fault, Fault::Deadline(500)), "{err}");
-    assert_eq!(err.code(), "timeout");
+    assert_eq!(err.code().as_str(), "timeout");
     insta::assert_snapshot!(err, @"hostile.spin: timeout: stopped after its 500 ms deadline");
     still_serves(&plugin).await;
 }
@@ -83,7 +83,7 @@ async fn a_panic_is_reported_with_its_message() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), "internal");
+    assert_eq!(err.code().as_str(), "internal");
     let Fault::Panic(message) = &err.fault else {
         panic!("{err}")
     };
@@ -133,7 +133,7 @@ async fn the_sandbox_has_no_environment_arguments_or_files() {
     let err = call(&plugin, "read", json!({"path": "/etc/hostname"}))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "not-found");
+    assert_eq!(err.code().as_str(), "not-found");
     still_serves(&plugin).await;
 }
 
@@ -170,7 +170,7 @@ async fn input_is_checked_against_the_schema_before_the_plugin_runs() {
     assert!(matches!(err.fault, Fault::InvalidInput(_)), "{err}");
     insta::assert_snapshot!(err, @r#"hostile.alloc: invalid-input: input/mb: "lots" is not of type "integer""#);
     let err = call(&plugin, "launch", json!({})).await.unwrap_err();
-    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, noop, observe, panic, read, recurse, spin");
+    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, log, noop, observe, panic, read, recurse, spin");
 }
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn a_step_plugin_that_imports_http_is_refused_at_load() {
 async fn a_manifest_that_disagrees_with_the_component_is_refused() {
     let site = Site::new();
     site.hostile("hostile", |m| {
-        m.replace("\"chatty\"]", "\"chatty\", \"delete-everything\"]")
+        m.replace("\"log\"]", "\"log\", \"delete-everything\"]")
     });
     let err = site
         .registry()
@@ -208,7 +208,7 @@ async fn a_manifest_that_disagrees_with_the_component_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.ends_with("the component offers actions [alloc, chatty, fetch, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, noop, observe, panic, read, recurse, spin]"),
+        err.ends_with("the component offers actions [alloc, chatty, fetch, log, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, log, noop, observe, panic, read, recurse, spin]"),
         "{err}"
     );
 }

@@ -152,7 +152,7 @@ async fn each_way_of_applying_a_credential_reaches_the_upstream() {
             .await
             .result
             .unwrap_err();
-        assert_eq!(err.code(), "denied", "{apply}");
+        assert_eq!(err.code().as_str(), "denied", "{apply}");
     }
 }
 

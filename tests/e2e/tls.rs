@@ -118,7 +118,7 @@ async fn without_the_ca_the_certificate_is_refused() {
         .await
         .result
         .unwrap_err();
-    assert_eq!(err.code(), "upstream", "{err}");
+    assert_eq!(err.code().as_str(), "upstream", "{err}");
     assert!(
         heads.lock().unwrap().is_empty(),
         "no request may be sent over an untrusted session"

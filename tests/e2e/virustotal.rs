@@ -116,7 +116,7 @@ async fn a_wrong_key_is_unauthorized() {
         .await
         .result
         .unwrap_err();
-    assert_eq!(err.code(), "unauthorized");
+    assert_eq!(err.code().as_str(), "unauthorized");
     assert!(!err.retryable());
     insta::assert_snapshot!(err, @"virustotal.lookup: unauthorized: VirusTotal refused the API key (WrongCredentialsError: Wrong API key)");
 }
@@ -132,7 +132,7 @@ async fn an_exhausted_quota_is_rate_limited_and_retryable() {
         .await
         .result
         .unwrap_err();
-    assert_eq!(err.code(), "rate-limited");
+    assert_eq!(err.code().as_str(), "rate-limited");
     assert!(err.retryable());
 }
 

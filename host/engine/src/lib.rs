@@ -1,24 +1,32 @@
 //! Playbooks: the model, validation, templating and execution.
 //!
 //! The engine talks to plugins through [`Plugins`] and to storage through
-//! [`RunStore`]; it knows neither wasmtime nor SQL. The binary wires the runtime
-//! and the store in.
+//! [`RunStore`]; it knows neither wasmtime nor SQL. The binary wires the
+//! runtime and the store in.
 //!
-//! This is the first, sequential runner: `uses` steps (optionally `for_each`),
-//! `if`, `set`, `log`, `retry` with backoff, `timeout`, and `on_error: fail |
-//! continue`. Every step's state is
-//! written to the store as it happens.
+//! - [`playbook`](Playbook): the typed model read from YAML, and validation;
+//! - `run`: the records of a run and its steps, and their statuses;
+//! - `plugins`, `store`: the two traits the engine is driven through;
+//! - [`Runner`]: durable execution, resume, approvals, called playbooks;
+//! - [`Templates`]: one templating language (minijinja) everywhere.
 
 mod playbook;
+mod plugins;
+mod run;
 mod runner;
+mod store;
 mod template;
 
+pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now};
 pub use playbook::{
-    ApprovalSpec, Catalog, InputSpec, OnTimeout, Playbook, PlaybookError, Retry, Step, StepKind,
-    Trigger,
+    ApprovalSpec, Call, Catalog, ForEach, InputSpec, InputType, OnError, OnTimeout, Parsed,
+    Playbook, PlaybookError, PlaybookErrors, Retry, Step, StepKind, Switch, Templated, Text,
+    Trigger, Uses,
 };
-pub use runner::{
-    ApprovalRequest, ApprovalState, Lease, PlaybookLoader, PluginCall, PluginRef, Plugins,
-    RunRecord, RunStatus, RunStore, Runner, StepError, StepRecord, StepStatus, epoch_ms, now,
+pub use plugins::{PluginCall, Plugins};
+pub use run::{
+    PluginRef, RunRecord, RunStatus, StepError, StepLogs, StepRecord, StepStatus, UnknownStatus,
 };
+pub use runner::{LEASE_BOUNDS, PlaybookLoader, Runner};
+pub use store::{ApprovalRequest, ApprovalState, CallTrace, Lease, RunStore};
 pub use template::Templates;

@@ -65,6 +65,25 @@ pub struct EngineConfig {
     pub lease_seconds: f64,
 }
 
+impl EngineConfig {
+    /// The bounds of `lease_seconds`: a shorter lease would be renewed more
+    /// often than a store write takes; a longer one leaves a dead process's
+    /// runs unclaimed for more than a day.
+    pub const LEASE_SECONDS: (f64, f64) = (0.1, 86_400.0);
+
+    /// The lease, within [`Self::LEASE_SECONDS`] (a config is validated
+    /// when it is read; a value built by hand is clamped).
+    pub fn lease(&self) -> std::time::Duration {
+        let (shortest, longest) = Self::LEASE_SECONDS;
+        let seconds = if self.lease_seconds.is_nan() {
+            shortest
+        } else {
+            self.lease_seconds.clamp(shortest, longest)
+        };
+        std::time::Duration::from_secs_f64(seconds)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -151,11 +170,15 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), Error> {
-        if !(self.engine.lease_seconds >= 0.1 && self.engine.lease_seconds.is_finite()) {
+        let (shortest, longest) = EngineConfig::LEASE_SECONDS;
+        if !(shortest..=longest).contains(&self.engine.lease_seconds) {
             return Err(Error::invalid(
                 path,
                 "engine.lease_seconds",
-                "must be at least 0.1",
+                format!(
+                    "must be between {shortest} and {longest} (a day), not {}",
+                    self.engine.lease_seconds
+                ),
             ));
         }
         for (name, grant) in &self.plugins {
@@ -258,6 +281,32 @@ credentials.token = { file = "/run/secrets/jira" }
             SecretSource::File("/run/secrets/jira".into())
         );
         assert_eq!(config.store_url(), "sqlite://.aerie/aerie.db");
+    }
+
+    #[test]
+    fn a_lease_outside_its_bounds_is_refused_not_a_panic() {
+        for (value, expected) in [
+            (
+                "1e20",
+                "aerie.toml: engine.lease_seconds: must be between 0.1 and 86400 (a day), not 100000000000000000000",
+            ),
+            (
+                "0.01",
+                "aerie.toml: engine.lease_seconds: must be between 0.1 and 86400 (a day), not 0.01",
+            ),
+            (
+                "nan",
+                "aerie.toml: engine.lease_seconds: must be between 0.1 and 86400 (a day), not NaN",
+            ),
+        ] {
+            let error = parse(&format!("[engine]\nlease_seconds = {value}\n")).unwrap_err();
+            assert_eq!(error.to_string(), expected);
+        }
+        let config = parse("[engine]\nlease_seconds = 86400\n").unwrap();
+        assert_eq!(
+            config.engine.lease(),
+            std::time::Duration::from_secs(86_400)
+        );
     }
 
     #[test]

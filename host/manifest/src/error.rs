@@ -1,22 +1,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A position in a source file, 1-based, as editors count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Location {
-    /// The line and column of byte `offset` in `source`.
-    pub fn of_offset(source: &str, offset: usize) -> Self {
-        let before = &source[..offset.min(source.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Location { line, column }
-    }
-}
+pub use aerie_contract::Location;
 
 /// Why a manifest or a config could not be used.
 #[derive(Debug, thiserror::Error)]

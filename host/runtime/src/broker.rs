@@ -33,7 +33,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use serde::Serialize;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
@@ -52,21 +51,7 @@ const RESERVED_HEADERS: [&str; 4] = [
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One request as the run records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RequestRecord {
-    pub method: String,
-    /// As the plugin asked for it; secrets are redacted.
-    pub url: String,
-    /// `None` when the request was refused or failed before a response.
-    pub status: Option<u16>,
-    /// Response body bytes the plugin read.
-    pub bytes: u64,
-    /// Until the response headers arrived.
-    pub ms: u64,
-    /// Why the broker refused or cut the request, if it did.
-    pub refused: Option<String>,
-}
+pub use aerie_contract::RequestRecord;
 
 /// A credential as the broker holds it.
 #[derive(Debug, Clone)]

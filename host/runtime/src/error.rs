@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use aerie_contract::ErrorCode;
+
 /// Why a plugin could not be loaded. Each names the plugin (or its file) and what
 /// to change.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,7 @@ pub enum Fault {
     /// The plugin returned an error (code from the WIT `error-code`).
     #[error("{code}: {message}")]
     Reported {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retryable: bool,
     },
@@ -70,18 +72,18 @@ pub enum Fault {
 impl CallError {
     /// The error code as the WIT spells it, so that policy, plugin bugs and
     /// upstream failures stay distinguishable for the playbook and the analyst.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match &self.fault {
-            Fault::Reported { code, .. } => code,
-            Fault::Denied(_) => "denied",
-            Fault::InvalidInput(_) | Fault::UnknownAction { .. } => "invalid-input",
-            Fault::Deadline(_) => "timeout",
+            Fault::Reported { code, .. } => *code,
+            Fault::Denied(_) => ErrorCode::Denied,
+            Fault::InvalidInput(_) | Fault::UnknownAction { .. } => ErrorCode::InvalidInput,
+            Fault::Deadline(_) => ErrorCode::Timeout,
             Fault::Memory(_)
             | Fault::StackOverflow
             | Fault::Panic(_)
             | Fault::Trap(_)
             | Fault::Unconfigured(_)
-            | Fault::Host(_) => "internal",
+            | Fault::Host(_) => ErrorCode::Internal,
         }
     }
 

@@ -44,13 +44,7 @@ pub struct CredentialInfo {
     pub bound_to: Option<String>,
 }
 
-/// A log line a plugin wrote through `wasi:logging`, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LogLine {
-    pub level: &'static str,
-    pub context: String,
-    pub message: String,
-}
+pub use aerie_contract::LogLine;
 
 /// Everything one call produced. The requests and logs are there whether the
 /// call succeeded or not: a failed call is audited too.
@@ -540,7 +534,7 @@ impl Plugin {
                     Ok(text) => serde_json::from_str::<Value>(&text)
                         .map(|output| self.redactor.redact_json(output))
                         .map_err(|e| Fault::Reported {
-                            code: "internal",
+                            code: aerie_contract::ErrorCode::Internal,
                             message: format!("the plugin's output is not JSON: {e}"),
                             retryable: false,
                         }),
@@ -603,23 +597,25 @@ impl Plugin {
             return Fault::Denied(self.redactor.redact(refusal));
         }
         Fault::Reported {
-            code: code_name(err.code),
+            code: code_of(err.code),
             message: self.redactor.redact(&err.message),
             retryable: err.retryable,
         }
     }
 }
 
-fn code_name(code: ErrorCode) -> &'static str {
+/// The contract's error code for the one the WIT bindings generated.
+fn code_of(code: ErrorCode) -> aerie_contract::ErrorCode {
+    use aerie_contract::ErrorCode as Code;
     match code {
-        ErrorCode::InvalidInput => "invalid-input",
-        ErrorCode::NotFound => "not-found",
-        ErrorCode::Unauthorized => "unauthorized",
-        ErrorCode::RateLimited => "rate-limited",
-        ErrorCode::Upstream => "upstream",
-        ErrorCode::Timeout => "timeout",
-        ErrorCode::Denied => "denied",
-        ErrorCode::Internal => "internal",
+        ErrorCode::InvalidInput => Code::InvalidInput,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::Unauthorized => Code::Unauthorized,
+        ErrorCode::RateLimited => Code::RateLimited,
+        ErrorCode::Upstream => Code::Upstream,
+        ErrorCode::Timeout => Code::Timeout,
+        ErrorCode::Denied => Code::Denied,
+        ErrorCode::Internal => Code::Internal,
     }
 }
 

@@ -72,15 +72,17 @@ impl logging::Host for CallState {
                     message.push_str(" [truncated]");
                 }
                 self.logs.push(LogLine {
-                    level,
+                    level: level.to_owned(),
                     context: self.redactor.redact(&context),
                     message,
+                    at: aerie_contract::now(),
                 });
             }
             n if n == MAX_LOG_LINES => self.logs.push(LogLine {
-                level: "warn",
+                level: "warn".to_owned(),
                 context: "aerie".to_owned(),
                 message: format!("more than {MAX_LOG_LINES} log lines; the rest were dropped"),
+                at: aerie_contract::now(),
             }),
             _ => {}
         }

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use aerie_engine::{
-    ApprovalRequest, ApprovalState, Lease, PluginRef, RunRecord, RunStatus, RunStore, StepError,
+    ApprovalRequest, ApprovalState, CallTrace, Lease, PluginRef, RunRecord, RunStore, StepError,
     StepRecord, StepStatus,
 };
 use anyhow::Context as _;
@@ -161,64 +161,89 @@ impl Store {
             .collect())
     }
 
-    /// A run as the engine resumes it.
+    /// A run as the engine resumes it. Every value is read strictly: a
+    /// damaged one (an unknown status, a JSON column that is not JSON) is an
+    /// error naming the run and the value, never a guess that would run a
+    /// step again.
     async fn record(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
-        let Some(run) = self.run(id).await? else {
+        let Some(run) = sqlx::query(
+            "SELECT id, playbook, status, input, output, error, started_at, finished_at FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
             return Ok(None);
         };
-        let text = |v: &Value| v.as_str().map(str::to_owned);
-        let steps = run["steps"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .map(|(seq, s)| StepRecord {
-                id: text(&s["id"]).unwrap_or_default(),
+        let damaged = |what: &str, e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("run {id} is damaged in the store: {what}: {e}")
+        };
+        let json = |what: &str, text: Option<String>| -> anyhow::Result<Value> {
+            match text {
+                None => Ok(Value::Null),
+                Some(text) => serde_json::from_str(&text).map_err(|e| damaged(what, &e)),
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT step_id, status, attempts, input, output, error, plugin, plugin_version, plugin_sha256,
+                    started_at, finished_at, ms
+             FROM steps WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut steps = Vec::with_capacity(rows.len());
+        for (seq, s) in rows.iter().enumerate() {
+            let step_id: String = s.try_get("step_id")?;
+            let what = |column: &str| format!("step `{step_id}` {column}");
+            let status: String = s.try_get("status")?;
+            let error = match s.try_get::<Option<String>, _>("error")? {
+                None => None,
+                Some(text) => Some(
+                    serde_json::from_str::<StepError>(&text)
+                        .map_err(|e| damaged(&what("error"), &e))?,
+                ),
+            };
+            let plugin = s
+                .try_get::<Option<String>, _>("plugin")?
+                .map(|name| -> anyhow::Result<PluginRef> {
+                    Ok(PluginRef {
+                        name,
+                        version: s
+                            .try_get::<Option<String>, _>("plugin_version")?
+                            .unwrap_or_default(),
+                        sha256: s
+                            .try_get::<Option<String>, _>("plugin_sha256")?
+                            .unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
+            steps.push(StepRecord {
                 seq,
-                status: match s["status"].as_str() {
-                    Some("running") => StepStatus::Running,
-                    Some("waiting") => StepStatus::Waiting,
-                    Some("succeeded") => StepStatus::Succeeded,
-                    Some("failed") => StepStatus::Failed,
-                    Some("skipped") => StepStatus::Skipped,
-                    _ => StepStatus::Pending,
-                },
-                attempts: s["attempts"].as_u64().unwrap_or(0) as u32,
-                input: s["input"].clone(),
-                output: s["output"].clone(),
-                error: serde_json::from_value::<StepErrorRow>(s["error"].clone())
-                    .ok()
-                    .map(|e| StepError {
-                        code: e.code,
-                        message: e.message,
-                        retryable: e.retryable,
-                    }),
-                plugin: s["plugin"].as_object().map(|p| PluginRef {
-                    name: p["name"].as_str().unwrap_or_default().to_owned(),
-                    version: p["version"].as_str().unwrap_or_default().to_owned(),
-                    sha256: p["sha256"].as_str().unwrap_or_default().to_owned(),
-                }),
-                started_at: text(&s["started_at"]),
-                finished_at: text(&s["finished_at"]),
-                ms: s["ms"].as_u64().unwrap_or(0),
-            })
-            .collect();
+                status: status.parse().map_err(|e| damaged(&what("status"), &e))?,
+                attempts: u32::try_from(s.try_get::<i64, _>("attempts")?)
+                    .map_err(|e| damaged(&what("attempts"), &e))?,
+                input: json(&what("input"), s.try_get("input")?)?,
+                output: json(&what("output"), s.try_get("output")?)?,
+                error,
+                plugin,
+                started_at: s.try_get("started_at")?,
+                finished_at: s.try_get("finished_at")?,
+                ms: u64::try_from(s.try_get::<i64, _>("ms")?).unwrap_or(0),
+                id: step_id,
+            });
+        }
+        let status: String = run.try_get("status")?;
         Ok(Some(RunRecord {
-            id: text(&run["id"]).unwrap_or_default(),
-            playbook: text(&run["playbook"]).unwrap_or_default(),
-            status: match run["status"].as_str() {
-                Some("succeeded") => RunStatus::Succeeded,
-                Some("waiting") => RunStatus::Waiting,
-                Some("failed") => RunStatus::Failed,
-                _ => RunStatus::Running,
-            },
-            input: run["input"].clone(),
-            output: run["output"].clone(),
-            error: text(&run["error"]),
+            id: run.try_get("id")?,
+            playbook: run.try_get("playbook")?,
+            status: status.parse().map_err(|e| damaged("status", &e))?,
+            input: json("input", run.try_get("input")?)?,
+            output: json("output", run.try_get("output")?)?,
+            error: run.try_get("error")?,
             steps,
-            started_at: text(&run["started_at"]).unwrap_or_default(),
-            finished_at: text(&run["finished_at"]),
+            started_at: run.try_get("started_at")?,
+            finished_at: run.try_get("finished_at")?,
         }))
     }
 
@@ -239,32 +264,37 @@ impl Store {
         };
         let steps = sqlx::query(
             "SELECT step_id, status, attempts, input, output, error, plugin, plugin_version, plugin_sha256,
-                    started_at, finished_at, ms
+                    started_at, finished_at, ms, logs_dropped
              FROM steps WHERE run_id = $1 ORDER BY seq",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|s| {
-            serde_json::json!({
-                "id": s.get::<String, _>("step_id"),
-                "status": s.get::<String, _>("status"),
-                "attempts": s.get::<i64, _>("attempts"),
-                "input": parse(s.get("input")),
-                "output": parse(s.get("output")),
-                "error": parse(s.get("error")),
-                "plugin": s.get::<Option<String>, _>("plugin").map(|name| serde_json::json!({
-                    "name": name,
-                    "version": s.get::<Option<String>, _>("plugin_version"),
-                    "sha256": s.get::<Option<String>, _>("plugin_sha256"),
-                })),
-                "started_at": s.get::<Option<String>, _>("started_at"),
-                "finished_at": s.get::<Option<String>, _>("finished_at"),
-                "ms": s.get::<i64, _>("ms"),
+        .await?;
+        let mut logs = self.logs(id).await?;
+        let steps = steps
+            .into_iter()
+            .map(|s| {
+                let step_id = s.get::<String, _>("step_id");
+                serde_json::json!({
+                    "id": step_id,
+                    "status": s.get::<String, _>("status"),
+                    "attempts": s.get::<i64, _>("attempts"),
+                    "input": parse(s.get("input")),
+                    "output": parse(s.get("output")),
+                    "error": parse(s.get("error")),
+                    "plugin": s.get::<Option<String>, _>("plugin").map(|name| serde_json::json!({
+                        "name": name,
+                        "version": s.get::<Option<String>, _>("plugin_version"),
+                        "sha256": s.get::<Option<String>, _>("plugin_sha256"),
+                    })),
+                    "started_at": s.get::<Option<String>, _>("started_at"),
+                    "finished_at": s.get::<Option<String>, _>("finished_at"),
+                    "ms": s.get::<i64, _>("ms"),
+                    "logs": logs.remove(&step_id).unwrap_or_default(),
+                    "logs_dropped": s.get::<i64, _>("logs_dropped"),
+                })
             })
-        })
-        .collect::<Vec<_>>();
+            .collect::<Vec<_>>();
         Ok(Some(serde_json::json!({
             "id": run.get::<String, _>("id"),
             "playbook": run.get::<String, _>("playbook"),
@@ -276,6 +306,33 @@ impl Store {
             "finished_at": run.get::<Option<String>, _>("finished_at"),
             "steps": steps,
         })))
+    }
+
+    /// What plugins logged in a run, by step, in order.
+    async fn logs(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<Value>>> {
+        let rows = sqlx::query(
+            "SELECT step_id, item, level, context, message, at FROM logs WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_step: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        for row in rows {
+            by_step
+                .entry(row.try_get("step_id")?)
+                .or_default()
+                .push(serde_json::json!({
+                    "item": row.try_get::<Option<i64>, _>("item")?,
+                    "level": row.try_get::<String, _>("level")?,
+                    "context": row.try_get::<String, _>("context")?,
+                    "message": row.try_get::<String, _>("message")?,
+                    "at": row.try_get::<String, _>("at")?,
+                }));
+        }
+        Ok(by_step)
     }
 
     /// Every text column of every table, for tests that prove a value is absent.
@@ -291,6 +348,7 @@ impl Store {
                 "step_id || status || coalesce(input, '') || coalesce(output, '') || coalesce(error, '') || coalesce(plugin, '')",
             ),
             ("requests", "method || url || coalesce(refused, '')"),
+            ("logs", "level || context || message"),
         ] {
             let rows = sqlx::query(&format!("SELECT {columns} AS t FROM {table}"))
                 .fetch_all(&self.pool)
@@ -328,14 +386,6 @@ impl Store {
             })
             .collect())
     }
-}
-
-#[derive(serde::Deserialize)]
-struct StepErrorRow {
-    code: String,
-    message: String,
-    #[serde(default)]
-    retryable: bool,
 }
 
 /// `url` with its password, if any, replaced by `***`: store URLs appear in errors.
@@ -506,7 +556,7 @@ impl RunStore for Store {
                     .await
                     .with_context(|| format!("recording step `{}`", step.id))?;
                     let (kind, body) = match step.status {
-                        aerie_engine::StepStatus::Running => (
+                        StepStatus::Running => (
                             "step.started",
                             serde_json::json!({ "step": step.id, "attempt": step.attempts, "at": step.started_at }),
                         ),
@@ -518,27 +568,18 @@ impl RunStore for Store {
             .await
     }
 
-    async fn requests_made(
-        &self,
-        run_id: &str,
-        step_id: &str,
-        item: Option<usize>,
-        plugin: &str,
-        requests: &[Value],
-    ) -> anyhow::Result<()> {
-        if requests.is_empty() {
+    async fn call_traced(&self, run_id: &str, trace: CallTrace<'_>) -> anyhow::Result<()> {
+        if trace.requests.is_empty() && trace.logs.is_empty() && trace.logs_dropped == 0 {
             return Ok(());
         }
-        let (run_id, step_id, plugin, requests) = (
-            run_id.to_owned(),
-            step_id.to_owned(),
-            plugin.to_owned(),
-            requests.to_vec(),
-        );
+        let run_id = run_id.to_owned();
+        let (step_id, plugin) = (trace.step.to_owned(), trace.plugin.to_owned());
+        let (requests, logs) = (trace.requests.to_vec(), trace.logs.to_vec());
+        let (item, dropped) = (trace.item.map(|i| i as i64), trace.logs_dropped);
         self.writer
             .submit(Box::new(move |conn, head| {
-                let (run_id, step_id, plugin, requests) =
-                    (run_id.clone(), step_id.clone(), plugin.clone(), requests.clone());
+                let (run_id, step_id, plugin) = (run_id.clone(), step_id.clone(), plugin.clone());
+                let (requests, logs) = (requests.clone(), logs.clone());
                 Box::pin(async move {
                     for request in &requests {
                         sqlx::query(
@@ -547,19 +588,51 @@ impl RunStore for Store {
                         )
                         .bind(&run_id)
                         .bind(&step_id)
-                        .bind(item.map(|i| i as i64))
+                        .bind(item)
                         .bind(&plugin)
-                        .bind(request["method"].as_str().unwrap_or_default())
-                        .bind(request["url"].as_str().unwrap_or_default())
-                        .bind(request["status"].as_i64())
-                        .bind(request["bytes"].as_i64().unwrap_or(0))
-                        .bind(request["ms"].as_i64().unwrap_or(0))
-                        .bind(request["refused"].as_str())
+                        .bind(&request.method)
+                        .bind(&request.url)
+                        .bind(request.status.map(i64::from))
+                        .bind(i64::try_from(request.bytes).unwrap_or(i64::MAX))
+                        .bind(i64::try_from(request.ms).unwrap_or(i64::MAX))
+                        .bind(&request.refused)
                         .execute(&mut *conn)
                         .await
                         .context("recording a request")?;
                         let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
                         audit::append(conn, head, &run_id, "request", &body).await?;
+                    }
+                    for line in &logs {
+                        sqlx::query(
+                            "INSERT INTO logs (run_id, step_id, item, plugin, level, context, message, at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&run_id)
+                        .bind(&step_id)
+                        .bind(item)
+                        .bind(&plugin)
+                        .bind(&line.level)
+                        .bind(&line.context)
+                        .bind(&line.message)
+                        .bind(&line.at)
+                        .execute(&mut *conn)
+                        .await
+                        .context("recording a log line")?;
+                    }
+                    if dropped > 0 {
+                        sqlx::query(
+                            "UPDATE steps SET logs_dropped = logs_dropped + $1 WHERE run_id = $2 AND step_id = $3",
+                        )
+                        .bind(i64::try_from(dropped).unwrap_or(i64::MAX))
+                        .bind(&run_id)
+                        .bind(&step_id)
+                        .execute(&mut *conn)
+                        .await
+                        .context("counting dropped log lines")?;
+                    }
+                    if !logs.is_empty() || dropped > 0 {
+                        let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "lines": logs, "dropped": dropped });
+                        audit::append(conn, head, &run_id, "logs", &body).await?;
                     }
                     Ok(())
                 })

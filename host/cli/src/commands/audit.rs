@@ -155,6 +155,33 @@ fn markdown(entries: &[AuditEntry], run: &Value) -> String {
                         .unwrap_or_default()
                 );
             }
+            "logs" => {
+                let body = &entry.body;
+                let item = body["item"]
+                    .as_u64()
+                    .map(|i| format!(" item {i}"))
+                    .unwrap_or_default();
+                for line in body["lines"].as_array().into_iter().flatten() {
+                    let context = line["context"].as_str().unwrap_or_default();
+                    let context = if context.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {context}")
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  - log{item} {}{context}: {}",
+                        line["level"].as_str().unwrap_or_default(),
+                        line["message"].as_str().unwrap_or_default()
+                    );
+                }
+                if let Some(dropped) = body["dropped"].as_u64().filter(|n| *n > 0) {
+                    let _ = writeln!(
+                        out,
+                        "  - log{item}: {dropped} more line(s) past the step's cap were dropped"
+                    );
+                }
+            }
             _ => {}
         }
     }

@@ -4,56 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aerie_engine::{
-    Catalog, Playbook, PluginCall, PluginRef, Plugins, RunRecord, RunStatus, Runner, StepError,
-};
-use aerie_runtime::Registry;
+use aerie::wiring::RuntimePlugins;
+use aerie_engine::{Catalog, Parsed, Playbook, RunRecord, RunStatus, Runner};
 use aerie_store::Store;
 use serde_json::{Value, json};
 
 use crate::cli::{ApprovalsCommand, RunArgs};
 use crate::context::Context;
 use crate::input;
-
-/// The runtime's plugins, as the engine sees them.
-struct RuntimePlugins<'a> {
-    registry: &'a Registry,
-}
-
-impl Plugins for RuntimePlugins<'_> {
-    async fn call(&self, plugin: &str, action: &str, input: &Value) -> PluginCall {
-        let loaded = match self.registry.load(plugin).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                return PluginCall {
-                    result: Err(StepError {
-                        code: "internal".to_owned(),
-                        message: e.to_string(),
-                        retryable: false,
-                    }),
-                    plugin: None,
-                    requests: Vec::new(),
-                    logs: Vec::new(),
-                };
-            }
-        };
-        let report = loaded.call(action, input).await;
-        PluginCall {
-            result: report.result.map_err(|e| StepError {
-                code: e.code().to_owned(),
-                message: e.message(),
-                retryable: e.retryable(),
-            }),
-            plugin: Some(PluginRef {
-                name: loaded.name().to_owned(),
-                version: loaded.version().to_owned(),
-                sha256: loaded.sha256.clone(),
-            }),
-            requests: report.requests.iter().map(|r| json!(r)).collect(),
-            logs: report.logs.iter().map(|l| json!(l)).collect(),
-        }
-    }
-}
 
 /// `PLAYBOOK` is a path, or a name in the playbooks folder (with or without
 /// `.yaml`).
@@ -110,33 +68,36 @@ async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
     catalog
 }
 
-/// The playbook at `path`, if it and every playbook it calls are valid.
+/// The playbook at `path`, if it and every playbook it calls are valid;
+/// else every problem in all of them.
 async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>> {
-    let playbook = Playbook::from_file(path).map_err(|e| vec![e.to_string()])?;
-    let mut errors = Vec::new();
     let mut seen = std::collections::BTreeSet::from([path.to_owned()]);
-    let mut queue = vec![playbook.clone()];
-    while let Some(next) = queue.pop() {
-        errors.extend(
-            next.validate(&catalog(ctx, &next).await)
-                .iter()
-                .map(ToString::to_string),
-        );
-        for step in next.all_steps() {
-            let Some(name) = &step.playbook else { continue };
-            let called = resolve(ctx, name);
-            if called.is_file() && seen.insert(called.clone()) {
-                match Playbook::from_file(&called) {
-                    Ok(called) => queue.push(called),
-                    Err(e) => errors.push(e.to_string()),
-                }
+    let mut queue = Vec::new();
+    let mut called = |parsed: &Parsed, queue: &mut Vec<Parsed>| {
+        for name in parsed.playbook.called_playbooks() {
+            let path = resolve(ctx, name);
+            if path.is_file() && seen.insert(path.clone()) {
+                queue.push(Playbook::read_file(&path));
             }
         }
+    };
+    let top = Playbook::read_file(path);
+    called(&top, &mut queue);
+    let catalog_of_top = catalog(ctx, &top.playbook).await;
+    let mut errors: Vec<String> = Vec::new();
+    let playbook = top
+        .validate(&catalog_of_top)
+        .map_err(|e| errors.extend(e.0.iter().map(ToString::to_string)));
+    while let Some(next) = queue.pop() {
+        called(&next, &mut queue);
+        let catalog = catalog(ctx, &next.playbook).await;
+        if let Err(e) = next.validate(&catalog) {
+            errors.extend(e.0.iter().map(ToString::to_string));
+        }
     }
-    if errors.is_empty() {
-        Ok(playbook)
-    } else {
-        Err(errors)
+    match playbook {
+        Ok(playbook) if errors.is_empty() => Ok(playbook),
+        _ => Err(errors),
     }
 }
 
@@ -217,9 +178,7 @@ fn runner<'a>(
     plugins: &'a RuntimePlugins<'a>,
     store: &'a Store,
 ) -> Runner<'a, RuntimePlugins<'a>, Store> {
-    Runner::new(plugins, store).lease_duration(std::time::Duration::from_secs_f64(
-        ctx.config.engine.lease_seconds,
-    ))
+    Runner::new(plugins, store).lease_duration(ctx.config.engine.lease())
 }
 
 /// `aerie runs resume [ID]`: finishes the runs whose process died.

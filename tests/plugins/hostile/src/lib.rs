@@ -27,6 +27,11 @@ impl Plugin for Hostile {
             )
             .action("read", "Read a file by path", read)
             .action("chatty", "Write `kb` KiB to stderr, then succeed", chatty)
+            .action(
+                "log",
+                "Log `lines` lines of `message` through wasi:logging",
+                log,
+            )
     }
 }
 
@@ -176,4 +181,17 @@ fn read(input: Read) -> Result<Value, Error> {
     std::fs::read_to_string(&input.path)
         .map(|text| json!({ "text": text }))
         .map_err(|e| Error::not_found(format!("{}: {e}", input.path)))
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Log {
+    lines: u32,
+    message: String,
+}
+
+fn log(input: Log) -> Result<Nothing, Error> {
+    for n in 0..input.lines {
+        aerie_sdk::log::info(&format!("{} {n}", input.message));
+    }
+    Ok(Nothing {})
 }

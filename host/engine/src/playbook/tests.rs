@@ -1,0 +1,289 @@
+use super::*;
+
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    c.plugins
+        .insert("ioc-extract".into(), Ok(["extract".to_owned()].into()));
+    c.plugins
+        .insert("virustotal".into(), Ok(["lookup".to_owned()].into()));
+    c.plugins
+        .insert("broken".into(), Err("plugin.wasm: missing".into()));
+    c.people.insert("alice".into());
+    c
+}
+
+fn errors_with(source: &str, catalog: &Catalog) -> String {
+    match Playbook::read(Path::new("pb.yaml"), source).validate(catalog) {
+        Ok(_) => String::new(),
+        Err(errors) => errors.to_string(),
+    }
+}
+
+fn errors(source: &str) -> String {
+    errors_with(source, &catalog())
+}
+
+#[test]
+fn a_valid_playbook_has_no_errors() {
+    let source = r#"
+name: enrich
+inputs:
+  text: { type: string, required: true }
+steps:
+  - id: iocs
+    uses: ioc-extract.extract
+    with: { text: "{{ inputs.text }}" }
+  - id: lookups
+    for_each: "{{ steps.iocs.output.ipv4 }}"
+    uses: virustotal.lookup
+    with: { indicator: "{{ item }}" }
+    on_error: continue
+  - id: note
+    if: "{{ steps.lookups.output | length > 0 }}"
+    log: "looked up {{ steps.lookups.output | length }}"
+output:
+  verdicts: "{{ steps.lookups.output }}"
+"#;
+    assert_eq!(errors(source), "");
+}
+
+#[test]
+fn every_error_is_reported_with_its_position() {
+    let source = r#"name: bad
+steps:
+  - id: a
+    uses: virustotal.scan
+    with: { indicator: "{{ steps.b.output }}" }
+  - id: b
+    uses: nosuch.thing
+  - id: b
+    set: { x: "{{ inputs.nope }}" }
+  - id: c
+    uses: broken.run
+  - id: d
+    log: "{{ item }} {{ oops( }}"
+output:
+  x: "{{ steps.zzz.output }}"
+"#;
+    insta::assert_snapshot!(errors(source), @r"
+    pb.yaml:4:5: step `a`: plugin `virustotal` has no action `scan` (it has: lookup)
+    pb.yaml:5:24: step `a`: `steps.b` has not run yet at this point
+    pb.yaml:7:5: step `b`: unknown plugin `nosuch`
+    pb.yaml:8:5: duplicate step id `b`
+    pb.yaml:9:15: step `b`: `inputs.nope` is not a declared input
+    pb.yaml:11:5: step `c`: plugin `broken` cannot be loaded: plugin.wasm: missing
+    pb.yaml:13:10: step `d`: template error: syntax error: unexpected `}` (in <string>:1)
+    pb.yaml:15:6: output: `steps.zzz` does not exist
+    ");
+}
+
+/// A typo in one step, an unknown action in another and a duplicate id in a
+/// third: all three, at once.
+#[test]
+fn one_typo_does_not_hide_the_other_errors() {
+    let source = r#"name: typos
+steps:
+  - id: iocs
+    uses: ioc-extract.extract
+    wiht: { text: hello }
+  - id: vt
+    uses: virustotal.scan
+  - id: iocs
+    log: again
+  - id: note
+    log: "{{ steps.vt.output }}"
+"#;
+    insta::assert_snapshot!(errors(source), @r"
+    pb.yaml:5:5: step `iocs`: unknown field `wiht` (did you mean `with`?), expected one of `id`, `if`, `on_error`, `uses`, `with`, `for_each`, `concurrency`, `retry`, `timeout`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`
+    pb.yaml:7:5: step `vt`: plugin `virustotal` has no action `scan` (it has: lookup)
+    pb.yaml:8:5: duplicate step id `iocs`
+    ");
+}
+
+/// Positions come from the parser, not from searching the text: `id: a` is
+/// not found inside `id: ab`, two equal templates each get their own place,
+/// and quoted or folded templates get one too.
+#[test]
+fn positions_are_the_parsers_own() {
+    let source = r#"name: places
+steps:
+  - id: ab
+    log: first
+  - id: a
+    log: "{{ steps.nope.output }}"
+  - id: a
+    log: "{{ steps.nope.output }}"
+  - id: folded
+    log: >-
+      {{ steps.gone.output }}
+  - id: quoted
+    set: { v: '{{ steps.missing.output }}' }
+"#;
+    insta::assert_snapshot!(errors(source), @r"
+    pb.yaml:6:10: step `a`: `steps.nope` does not exist
+    pb.yaml:7:5: duplicate step id `a`
+    pb.yaml:8:10: step `a`: `steps.nope` does not exist
+    pb.yaml:11:7: step `folded`: `steps.gone` does not exist
+    pb.yaml:13:15: step `quoted`: `steps.missing` does not exist
+    ");
+}
+
+#[test]
+fn yaml_and_shape_errors_have_positions() {
+    insta::assert_snapshot!(errors("name: x\nsteps: [\n  - id: a\n"), @r#"pb.yaml:3:3: "-" is only valid inside a block"#);
+    insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    usess: p.a\n"), @r"
+    pb.yaml:3:5: step `a`: give exactly one of `uses`, `set`, `log`, `approval`, `fail`, `switch`, `parallel` or `playbook`
+    pb.yaml:4:5: step `a`: unknown field `usess` (did you mean `uses`?), expected one of `id`, `if`, `on_error`, `uses`, `with`, `for_each`, `concurrency`, `retry`, `timeout`, `set`, `log`, `approval`, `fail`, `switch`, `cases`, `default`, `parallel`, `playbook`
+    ");
+    insta::assert_snapshot!(errors("name: x\nsteps:\n  - id: a\n    uses: p\n"), @"pb.yaml:4:5: step `a`: `uses: p` must be plugin.action");
+    insta::assert_snapshot!(errors("name: x\nname: y\nsteps: []\n"), @"pb.yaml:2:1: duplicate key `name` (first at line 1)");
+    insta::assert_snapshot!(errors("steps:\n  - log: x\n  - id: b\n    log: [x]\n    timeout: 1s\n    retry: { attempts: 0 }\n"), @r"
+    pb.yaml:1:1: missing field `name`
+    pb.yaml:2:5: a step needs an `id`
+    pb.yaml:4:10: step `b`: log: expected a string
+    pb.yaml:5:5: step `b`: `timeout` belongs to a `uses` step
+    pb.yaml:6:5: step `b`: `retry` belongs to a `uses` step
+    ");
+}
+
+#[test]
+fn anchors_and_deep_nesting_are_refused_before_they_cost_anything() {
+    let aliases = "name: x\nbase: &b [1, 2]\nsteps: [*b, *b]\n";
+    insta::assert_snapshot!(errors(aliases), @"pb.yaml:2:10: anchors and aliases are not allowed in a playbook (call a playbook to reuse steps)");
+    let deep = format!(
+        "name: x\nsteps: []\noutput: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    insta::assert_snapshot!(errors(&deep), @"pb.yaml:3:264: values nest more than 64 deep");
+    let deep_blocks: String = (0..200)
+        .map(|n| format!("{}- \n", "  ".repeat(n)))
+        .collect();
+    let deep_blocks = format!("name: x\nsteps: []\noutput:\n{deep_blocks}");
+    assert!(errors(&deep_blocks).contains("values nest more than 64 deep"));
+}
+
+#[test]
+fn literal_inputs_are_checked_against_the_schema() {
+    let mut catalog = catalog();
+    catalog.schemas.insert(
+        ("virustotal".into(), "lookup".into()),
+        serde_json::json!({
+            "type": "object",
+            "properties": {"indicator": {"type": "string"}, "type": {"enum": ["file", "ip"]}},
+            "required": ["indicator"],
+            "additionalProperties": false
+        }),
+    );
+    let check = |with: &str| -> String {
+        let source =
+            format!("name: x\nsteps:\n  - id: vt\n    uses: virustotal.lookup\n    with: {with}\n");
+        errors_with(&source, &catalog)
+    };
+    assert_eq!(check("{ indicator: 8.8.8.8, type: ip }"), "");
+    assert_eq!(check("{ indicator: \"{{ 1 + 1 }}\" }"), "");
+    insta::assert_snapshot!(check("{ type: domain, extra: 1 }"), @r#"
+    pb.yaml:3:5: step `vt`: input "indicator" is a required property
+    pb.yaml:3:5: step `vt`: input /type: "domain" is not one of "file" or "ip"
+    pb.yaml:3:5: step `vt`: input Additional properties are not allowed ('extra' was unexpected)
+    "#);
+}
+
+#[test]
+fn triggers_are_checked() {
+    for (trigger, expected) in [
+        ("{ manual: {} }", ""),
+        ("{ webhook: { path: /hooks/phish } }", ""),
+        ("{ mail: { mailbox: soc } }", ""),
+        ("{ cron: \"*/5 9-17 * * 1-5\" }", ""),
+        (
+            "{ cron: \"0 0 * *\" }",
+            "pb.yaml:2:1: trigger: cron `0 0 * *` needs 5 fields (minute hour day month weekday)",
+        ),
+        (
+            "{ cron: \"61 * * * *\" }",
+            "pb.yaml:2:1: trigger: cron `61 * * * *`: `61` has 61, outside 0-59",
+        ),
+        (
+            "{ cron: \"* * * * */0\" }",
+            "pb.yaml:2:1: trigger: cron `* * * * */0`: `*/0` has a step of 0",
+        ),
+        (
+            "{ webhook: { path: hooks } }",
+            "pb.yaml:2:1: trigger: webhook path `hooks` must start with `/` and have no spaces",
+        ),
+        (
+            "{ pager: {} }",
+            "pb.yaml:2:12: trigger: unknown field `pager`, expected one of `manual`, `webhook`, `mail`, `cron`",
+        ),
+        (
+            "{ manual: {}, cron: \"* * * * *\" }",
+            "pb.yaml:2:1: trigger: give exactly one of `manual`, `webhook`, `mail` or `cron`",
+        ),
+    ] {
+        let source = format!("name: t\ntrigger: {trigger}\nsteps: []\n");
+        assert_eq!(errors(&source), expected, "{trigger}");
+    }
+}
+
+#[test]
+fn inputs_are_bound_with_defaults_and_checked() {
+    let p = Playbook::parse(
+        Path::new("pb.yaml"),
+        "name: x\ninputs:\n  text: { required: true }\n  severity: { default: low }\n  n: { type: integer }\nsteps: []\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.bind_inputs(&serde_json::json!({"text": "t"})).unwrap(),
+        serde_json::json!({"n": null, "severity": "low", "text": "t"})
+    );
+    assert_eq!(
+        p.bind_inputs(&serde_json::json!({})).unwrap_err(),
+        "input `text` is required"
+    );
+    assert_eq!(
+        p.bind_inputs(&serde_json::json!({"text": "t", "x": 1}))
+            .unwrap_err(),
+        "unknown input `x` (declared: n, severity, text)"
+    );
+    assert_eq!(
+        p.bind_inputs(&serde_json::json!({"text": "t", "n": "two"}))
+            .unwrap_err(),
+        "input `n` must be an integer, got \"two\""
+    );
+    insta::assert_snapshot!(errors("name: x\ninputs:\n  n: { type: int, required: maybe }\nsteps: []\n"), @r"
+    pb.yaml:3:14: input `n`: type: `int` is not `string` or `number` or `integer` or `boolean` or `object` or `array`
+    pb.yaml:3:29: input `n`: required: expected true or false
+    ");
+}
+
+#[test]
+fn nested_steps_are_validated_too() {
+    let source = r#"name: t
+steps:
+  - id: route
+    switch: "{{ 'x' }}"
+    cases:
+      x:
+        - { id: inner, set: { v: "{{ steps.later.output }}" } }
+        - { id: route, log: dup }
+  - id: par
+    parallel:
+      - { id: p1, set: { a: 1 } }
+      - { id: p2, set: { b: "{{ steps.p1.output }}" } }
+      - id: p3
+        switch: "{{ 1 }}"
+  - id: later
+    set: { ok: "{{ steps.inner.output }}" }
+  - id: orphan
+    cases: { a: [] }
+    log: x
+"#;
+    insta::assert_snapshot!(errors_with(source, &Catalog::default()), @r"
+    pb.yaml:7:34: step `inner`: `steps.later` has not run yet at this point
+    pb.yaml:8:13: duplicate step id `route`
+    pb.yaml:12:29: step `p2`: `steps.p1` has not run yet at this point
+    pb.yaml:13:9: step `p3`: a step inside `parallel` is a `uses`, `set`, `log`, `fail` or `playbook` step
+    pb.yaml:18:5: step `orphan`: `cases` belongs to a `switch` step
+    ");
+}

@@ -1,0 +1,39 @@
+//! How the engine reaches plugins: one narrow trait, implemented by the
+//! binary over the runtime and by tests over scripts.
+
+use aerie_contract::{LogLine, RequestRecord};
+use serde_json::Value;
+
+use crate::run::{PluginRef, StepError};
+
+/// One plugin call as the engine sees it. The requests and logs are there
+/// whether the call succeeded or not: a failed call is audited too.
+#[derive(Debug, Clone)]
+pub struct PluginCall {
+    pub result: Result<Value, StepError>,
+    pub plugin: Option<PluginRef>,
+    pub requests: Vec<RequestRecord>,
+    pub logs: Vec<LogLine>,
+}
+
+impl PluginCall {
+    /// A call that never reached a plugin.
+    pub fn failed(error: StepError) -> PluginCall {
+        PluginCall {
+            result: Err(error),
+            plugin: None,
+            requests: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// How the engine reaches plugins.
+pub trait Plugins: Sync {
+    fn call(
+        &self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+    ) -> impl Future<Output = PluginCall> + Send;
+}

@@ -1,0 +1,17 @@
+-- What plugins logged during each step (secrets redacted by the runtime), at
+-- most aerie_engine::StepLogs::MAX_LINES lines a step; the rest are counted.
+CREATE TABLE logs (
+    id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id   TEXT NOT NULL REFERENCES runs(id),
+    step_id  TEXT NOT NULL,
+    item     BIGINT,
+    plugin   TEXT NOT NULL,
+    level    TEXT NOT NULL,
+    context  TEXT NOT NULL,
+    message  TEXT NOT NULL,
+    at       TEXT NOT NULL
+);
+
+CREATE INDEX logs_run ON logs(run_id);
+
+ALTER TABLE steps ADD COLUMN logs_dropped BIGINT NOT NULL DEFAULT 0;
