@@ -191,3 +191,42 @@ async fn the_trail_refuses_changes_through_sql() {
         "{err}"
     );
 }
+
+/// A column of the wrong type (the file edited by hand) breaks the trail at
+/// its entry: reported as a broken trail, never a panic.
+#[tokio::test]
+async fn an_entry_of_the_wrong_type_is_a_broken_trail() {
+    let (site, _) = site_with_runs(1);
+    tamper(&site, "UPDATE audit SET body = X'00FF' WHERE seq = 3").await;
+    let ran = run(site.aerie().args(["audit", "verify"]));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with(
+            "aerie: audit entry 3 does not match: its `body` cannot be read as text ("
+        ),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// A damaged status is an error naming the run and the value: read as
+/// `pending` it would run a finished step again.
+#[tokio::test]
+async fn a_damaged_status_is_named_not_guessed() {
+    let (site, ids) = site_with_runs(1);
+    tamper(
+        &site,
+        "UPDATE steps SET status = 'Succeeded' WHERE step_id = 'count'",
+    )
+    .await;
+    tamper(&site, "UPDATE runs SET status = 'running', lease_until = 0").await;
+    let ran = run(site.aerie().args(["runs", "resume"]));
+    assert_eq!(ran.code, 1, "{}", ran.stdout);
+    assert_eq!(
+        ran.stderr.trim(),
+        format!(
+            "aerie: run {} is damaged in the store: step `count` status: `Succeeded` is not a step status",
+            ids[0]
+        )
+    );
+}

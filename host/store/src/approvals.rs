@@ -132,7 +132,7 @@ impl Store {
         .await?;
         let mut pending = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: String = r.get("id");
+            let id: String = r.try_get("id")?;
             let approvals = sqlx::query_scalar(
                 "SELECT \"user\" FROM approval_decisions WHERE approval_id = $1 AND approve = 1 ORDER BY at",
             )
@@ -141,14 +141,14 @@ impl Store {
             .await?;
             pending.push(Approval {
                 id,
-                run_id: r.get("run_id"),
-                step_id: r.get("step_id"),
-                message: r.get("message"),
-                approvers: serde_json::from_str(r.get::<&str, _>("approvers"))?,
-                required: r.get("required"),
+                run_id: r.try_get("run_id")?,
+                step_id: r.try_get("step_id")?,
+                message: r.try_get("message")?,
+                approvers: serde_json::from_str(r.try_get::<&str, _>("approvers")?)?,
+                required: r.try_get("required")?,
                 approvals,
-                deadline_ms: r.get("deadline_ms"),
-                status: r.get("status"),
+                deadline_ms: r.try_get("deadline_ms")?,
+                status: r.try_get("status")?,
             });
         }
         Ok(pending)
@@ -176,8 +176,8 @@ impl Store {
         else {
             return Err(DecisionError::Unknown(approval_id.to_owned()).into());
         };
-        let run_id: String = row.get("run_id");
-        let status: String = row.get("status");
+        let run_id: String = row.try_get("run_id")?;
+        let status: String = row.try_get("status")?;
         if status != "pending" {
             return Err(DecisionError::Settled {
                 id: approval_id.to_owned(),
@@ -185,7 +185,7 @@ impl Store {
             }
             .into());
         }
-        let approvers: Vec<String> = serde_json::from_str(row.get::<&str, _>("approvers"))?;
+        let approvers: Vec<String> = serde_json::from_str(row.try_get::<&str, _>("approvers")?)?;
         if !may_decide(&approvers) {
             return Err(DecisionError::NotApprover {
                 id: approval_id.to_owned(),
@@ -230,7 +230,7 @@ impl Store {
         .await?;
         let settled = if !approve {
             Some("rejected")
-        } else if approvals >= row.get::<i64, _>("required") {
+        } else if approvals >= row.try_get::<i64, _>("required")? {
             Some("approved")
         } else {
             None
@@ -291,15 +291,15 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> anyhow::Res
     .fetch_all(&mut **tx)
     .await?;
     for row in due {
-        let outcome = if row.get::<&str, _>("on_timeout") == "approve" {
+        let outcome = if row.try_get::<&str, _>("on_timeout")? == "approve" {
             "approved"
         } else {
             "rejected"
         };
         settle(
             tx,
-            row.get("id"),
-            row.get("run_id"),
+            row.try_get("id")?,
+            row.try_get("run_id")?,
             outcome,
             Some("timed out"),
         )
@@ -316,19 +316,19 @@ async fn state(tx: &mut Tx<'_>, run_id: &str, step_id: &str) -> anyhow::Result<A
             .bind(step_id)
             .fetch_one(&mut **tx)
             .await?;
-    let status: String = row.get("status");
+    let status: String = row.try_get("status")?;
     if status == "pending" {
         return Ok(ApprovalState::Pending);
     }
     let decided_by: Vec<String> = sqlx::query_scalar(
         "SELECT \"user\" FROM approval_decisions WHERE approval_id = $1 ORDER BY at, \"user\"",
     )
-    .bind(row.get::<&str, _>("id"))
+    .bind(row.try_get::<&str, _>("id")?)
     .fetch_all(&mut **tx)
     .await?;
     Ok(ApprovalState::Decided {
         approved: status == "approved",
         decided_by,
-        comment: row.get("comment"),
+        comment: row.try_get("comment")?,
     })
 }

@@ -120,22 +120,37 @@ impl Store {
         let mut prev = GENESIS.to_owned();
         let mut entries = 0u64;
         while let Some(row) = rows.try_next().await? {
-            let seq: i64 = row.get("seq");
-            let stored_prev: String = row.get("prev_hash");
-            let hash: String = row.get("hash");
+            let seq: i64 = row.try_get("seq")?;
+            // A column of the wrong type (a file edited by hand) breaks the
+            // trail at that entry; it is reported, never a panic.
+            let text = |column: &str| -> Result<String, Verification> {
+                row.try_get::<String, _>(column)
+                    .map_err(|e| Verification::Broken {
+                        seq,
+                        why: format!("its `{column}` cannot be read as text ({e})"),
+                    })
+            };
+            let read = || -> Result<[String; 6], Verification> {
+                Ok([
+                    text("prev_hash")?,
+                    text("hash")?,
+                    text("at")?,
+                    text("run_id")?,
+                    text("kind")?,
+                    text("body")?,
+                ])
+            };
+            let [stored_prev, hash, at, run_id, kind, body] = match read() {
+                Ok(columns) => columns,
+                Err(broken) => return Ok(broken),
+            };
             if stored_prev != prev {
                 return Ok(Verification::Broken {
                     seq,
                     why: "it does not follow the entry before it (an entry was removed, inserted or reordered)".to_owned(),
                 });
             }
-            let expected = digest(
-                &prev,
-                row.get("at"),
-                row.get("run_id"),
-                row.get("kind"),
-                row.get("body"),
-            );
+            let expected = digest(&prev, &at, &run_id, &kind, &body);
             if expected != hash {
                 return Ok(Verification::Broken {
                     seq,
@@ -162,12 +177,12 @@ impl Store {
         rows.into_iter()
             .map(|row| {
                 Ok(AuditEntry {
-                    seq: row.get("seq"),
-                    at: row.get("at"),
-                    run_id: row.get("run_id"),
-                    kind: row.get("kind"),
-                    body: serde_json::from_str(row.get::<&str, _>("body"))?,
-                    hash: row.get("hash"),
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    run_id: row.try_get("run_id")?,
+                    kind: row.try_get("kind")?,
+                    body: serde_json::from_str(row.try_get::<&str, _>("body")?)?,
+                    hash: row.try_get("hash")?,
                 })
             })
             .collect()

@@ -71,20 +71,17 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| CorrectionError::Unknown(run_id.to_owned()))?;
-        let parse = |column: &str| -> Value {
-            row.get::<Option<String>, _>(column)
+        let parse = |column: &str| -> Result<Value, sqlx::Error> {
+            Ok(row
+                .try_get::<Option<String>, _>(column)?
                 .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null)
+                .unwrap_or(Value::Null))
         };
-        let predicted = (row.get::<String, _>("status") == "succeeded")
-            .then(|| {
-                classified(
-                    run_id,
-                    row.get("started_at"),
-                    &parse("input"),
-                    &parse("output"),
-                )
-            })
+        let succeeded = row.try_get::<String, _>("status")? == "succeeded";
+        let started_at: String = row.try_get("started_at")?;
+        let (input, output) = (parse("input")?, parse("output")?);
+        let predicted = succeeded
+            .then(|| classified(run_id, started_at, &input, &output))
             .flatten()
             .ok_or_else(|| CorrectionError::NotClassified(run_id.to_owned()))?
             .label;
@@ -136,21 +133,19 @@ impl Store {
             text.and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(Value::Null)
         };
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                let id: String = row.get("id");
-                let mut c = classified(
-                    &id,
-                    row.get("started_at"),
-                    &json(row.get("input")),
-                    &json(row.get("output")),
-                )?;
-                c.corrected = row.get("corrected");
-                c.corrected_by = row.get("corrected_by");
-                Some(c)
-            })
-            .collect())
+        let mut classifications = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let started_at = row.try_get("started_at")?;
+            let (input, output) = (json(row.try_get("input")?), json(row.try_get("output")?));
+            let Some(mut c) = classified(&id, started_at, &input, &output) else {
+                continue;
+            };
+            c.corrected = row.try_get("corrected")?;
+            c.corrected_by = row.try_get("corrected_by")?;
+            classifications.push(c);
+        }
+        Ok(classifications)
     }
 
     /// Every corrected or confirmed classification of `playbook`, for training:

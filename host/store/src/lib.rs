@@ -151,14 +151,16 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| RunSummary {
-                id: r.get("id"),
-                playbook: r.get("playbook"),
-                status: r.get("status"),
-                started_at: r.get("started_at"),
-                finished_at: r.get("finished_at"),
+            .map(|r| -> Result<RunSummary, sqlx::Error> {
+                Ok(RunSummary {
+                    id: r.try_get("id")?,
+                    playbook: r.try_get("playbook")?,
+                    status: r.try_get("status")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
             })
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 
     /// A run as the engine resumes it. Every value is read strictly: a
@@ -273,37 +275,40 @@ impl Store {
         let mut logs = self.logs(id).await?;
         let steps = steps
             .into_iter()
-            .map(|s| {
-                let step_id = s.get::<String, _>("step_id");
-                serde_json::json!({
+            .map(|s| -> Result<Value, sqlx::Error> {
+                let step_id = s.try_get::<String, _>("step_id")?;
+                Ok(serde_json::json!({
                     "id": step_id,
-                    "status": s.get::<String, _>("status"),
-                    "attempts": s.get::<i64, _>("attempts"),
-                    "input": parse(s.get("input")),
-                    "output": parse(s.get("output")),
-                    "error": parse(s.get("error")),
-                    "plugin": s.get::<Option<String>, _>("plugin").map(|name| serde_json::json!({
-                        "name": name,
-                        "version": s.get::<Option<String>, _>("plugin_version"),
-                        "sha256": s.get::<Option<String>, _>("plugin_sha256"),
-                    })),
-                    "started_at": s.get::<Option<String>, _>("started_at"),
-                    "finished_at": s.get::<Option<String>, _>("finished_at"),
-                    "ms": s.get::<i64, _>("ms"),
+                    "status": s.try_get::<String, _>("status")?,
+                    "attempts": s.try_get::<i64, _>("attempts")?,
+                    "input": parse(s.try_get("input")?),
+                    "output": parse(s.try_get("output")?),
+                    "error": parse(s.try_get("error")?),
+                    "plugin": match s.try_get::<Option<String>, _>("plugin")? {
+                        Some(name) => serde_json::json!({
+                            "name": name,
+                            "version": s.try_get::<Option<String>, _>("plugin_version")?,
+                            "sha256": s.try_get::<Option<String>, _>("plugin_sha256")?,
+                        }),
+                        None => Value::Null,
+                    },
+                    "started_at": s.try_get::<Option<String>, _>("started_at")?,
+                    "finished_at": s.try_get::<Option<String>, _>("finished_at")?,
+                    "ms": s.try_get::<i64, _>("ms")?,
                     "logs": logs.remove(&step_id).unwrap_or_default(),
-                    "logs_dropped": s.get::<i64, _>("logs_dropped"),
-                })
+                    "logs_dropped": s.try_get::<i64, _>("logs_dropped")?,
+                }))
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(serde_json::json!({
-            "id": run.get::<String, _>("id"),
-            "playbook": run.get::<String, _>("playbook"),
-            "status": run.get::<String, _>("status"),
-            "input": parse(run.get("input")),
-            "output": parse(run.get("output")),
-            "error": run.get::<Option<String>, _>("error"),
-            "started_at": run.get::<String, _>("started_at"),
-            "finished_at": run.get::<Option<String>, _>("finished_at"),
+            "id": run.try_get::<String, _>("id")?,
+            "playbook": run.try_get::<String, _>("playbook")?,
+            "status": run.try_get::<String, _>("status")?,
+            "input": parse(run.try_get("input")?),
+            "output": parse(run.try_get("output")?),
+            "error": run.try_get::<Option<String>, _>("error")?,
+            "started_at": run.try_get::<String, _>("started_at")?,
+            "finished_at": run.try_get::<Option<String>, _>("finished_at")?,
             "steps": steps,
         })))
     }
@@ -354,7 +359,7 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
             for row in rows {
-                text.push_str(&row.get::<String, _>("t"));
+                text.push_str(&row.try_get::<String, _>("t")?);
                 text.push('\n');
             }
         }
@@ -371,20 +376,20 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                serde_json::json!({
-                    "step": r.get::<String, _>("step_id"),
-                    "item": r.get::<Option<i64>, _>("item"),
-                    "plugin": r.get::<String, _>("plugin"),
-                    "method": r.get::<String, _>("method"),
-                    "url": r.get::<String, _>("url"),
-                    "status": r.get::<Option<i64>, _>("status"),
-                    "bytes": r.get::<i64, _>("bytes"),
-                    "ms": r.get::<i64, _>("ms"),
-                    "refused": r.get::<Option<String>, _>("refused"),
-                })
+            .map(|r| -> Result<Value, sqlx::Error> {
+                Ok(serde_json::json!({
+                    "step": r.try_get::<String, _>("step_id")?,
+                    "item": r.try_get::<Option<i64>, _>("item")?,
+                    "plugin": r.try_get::<String, _>("plugin")?,
+                    "method": r.try_get::<String, _>("method")?,
+                    "url": r.try_get::<String, _>("url")?,
+                    "status": r.try_get::<Option<i64>, _>("status")?,
+                    "bytes": r.try_get::<i64, _>("bytes")?,
+                    "ms": r.try_get::<i64, _>("ms")?,
+                    "refused": r.try_get::<Option<String>, _>("refused")?,
+                }))
             })
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 }
 
