@@ -8,8 +8,10 @@
 //! - `run`: the records of a run and its steps, and their statuses;
 //! - `plugins`, `store`: the two traits the engine is driven through;
 //! - [`Runner`]: durable execution, resume, approvals, called playbooks;
+//! - `approval`: who may decide an approval and how decisions tally;
 //! - [`Templates`]: one templating language (minijinja) everywhere.
 
+mod approval;
 mod playbook;
 mod plugins;
 mod run;
@@ -18,6 +20,7 @@ mod store;
 mod template;
 
 pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now};
+pub use approval::{Decider, Outcome, tally};
 pub use playbook::{
     ApprovalSpec, Call, Catalog, ForEach, InputSpec, InputType, OnError, OnTimeout, Parsed,
     Playbook, PlaybookError, PlaybookErrors, Retry, Step, StepKind, Switch, Templated, Text,

@@ -5,7 +5,9 @@
 //! (`running`, lease expired), so the deciding process — or any other — resumes
 //! it.
 
-use aerie_engine::{ApprovalRequest, ApprovalState, OnTimeout, RunRecord, epoch_ms};
+use aerie_engine::{
+    ApprovalRequest, ApprovalState, Decider, OnTimeout, Outcome, RunRecord, epoch_ms, tally,
+};
 use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
@@ -154,17 +156,17 @@ impl Store {
         Ok(pending)
     }
 
-    /// Records `user`'s decision. `may_decide(approvers)` says whether the user
-    /// is one of them (directly or through a group). Returns the approval's run
-    /// when the decision settled it, so the caller can resume the run.
+    /// Records `decider`'s decision, if the engine's rules let them decide.
+    /// Returns the approval's run when the decision settled it (by the
+    /// engine's tally), so the caller can resume the run.
     pub async fn decide(
         &self,
         approval_id: &str,
-        user: &str,
+        decider: Decider<'_>,
         approve: bool,
         comment: Option<&str>,
-        may_decide: impl Fn(&[String]) -> bool,
     ) -> anyhow::Result<Option<String>> {
+        let user = decider.user;
         let mut tx = self.write().await?;
         expire(&mut tx, None).await?;
         let Some(row) = sqlx::query(
@@ -186,7 +188,7 @@ impl Store {
             .into());
         }
         let approvers: Vec<String> = serde_json::from_str(row.try_get::<&str, _>("approvers")?)?;
-        if !may_decide(&approvers) {
+        if !decider.may_decide(&approvers) {
             return Err(DecisionError::NotApprover {
                 id: approval_id.to_owned(),
                 user: user.to_owned(),
@@ -222,19 +224,14 @@ impl Store {
         )
         .await?;
 
-        let approvals: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM approval_decisions WHERE approval_id = $1 AND approve = 1",
-        )
-        .bind(approval_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let settled = if !approve {
-            Some("rejected")
-        } else if approvals >= row.try_get::<i64, _>("required")? {
-            Some("approved")
-        } else {
-            None
-        };
+        let decisions: Vec<i64> =
+            sqlx::query_scalar("SELECT approve FROM approval_decisions WHERE approval_id = $1")
+                .bind(approval_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let decisions: Vec<bool> = decisions.into_iter().map(|approve| approve == 1).collect();
+        let required = u32::try_from(row.try_get::<i64, _>("required")?).unwrap_or(u32::MAX);
+        let settled = tally(required, &decisions);
         if let Some(outcome) = settled {
             settle(&mut tx, approval_id, &run_id, outcome, comment).await?;
         }
@@ -248,9 +245,10 @@ async fn settle(
     tx: &mut Tx<'_>,
     approval_id: &str,
     run_id: &str,
-    outcome: &str,
+    outcome: Outcome,
     comment: Option<&str>,
 ) -> anyhow::Result<()> {
+    let outcome = outcome.as_str();
     // Only a pending approval settles: on PostgreSQL two hosts may find the
     // same approval past its deadline, and the second one's update waits for the
     // first and then matches nothing.
@@ -291,11 +289,12 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> anyhow::Res
     .fetch_all(&mut **tx)
     .await?;
     for row in due {
-        let outcome = if row.try_get::<&str, _>("on_timeout")? == "approve" {
-            "approved"
+        let on_timeout = if row.try_get::<&str, _>("on_timeout")? == "approve" {
+            OnTimeout::Approve
         } else {
-            "rejected"
+            OnTimeout::Reject
         };
+        let outcome = Outcome::on_timeout(on_timeout);
         settle(
             tx,
             row.try_get("id")?,

@@ -263,19 +263,12 @@ pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Resu
     let Some(user) = ctx.config.users.get(&decision.user) else {
         anyhow::bail!("`{}` is not a user in [users] of the config", decision.user);
     };
-    let may_decide = |approvers: &[String]| {
-        approvers
-            .iter()
-            .any(|a| *a == decision.user || user.groups.contains(a))
+    let decider = aerie_engine::Decider {
+        user: &decision.user,
+        groups: &user.groups,
     };
     let settled = store
-        .decide(
-            &decision.id,
-            &decision.user,
-            approve,
-            decision.comment.as_deref(),
-            may_decide,
-        )
+        .decide(&decision.id, decider, approve, decision.comment.as_deref())
         .await?;
     let verb = if approve { "approved" } else { "rejected" };
     let Some(run_id) = settled else {
