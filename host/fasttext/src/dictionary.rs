@@ -428,6 +428,11 @@ impl Dictionary {
                 rows.extend_from_slice(&self.subwords[id as usize]);
             }
             hashes.push(h as i32);
+            // fastText's getLine ends the line at the word `</s>`, literal
+            // or not: what follows it is never read.
+            if token == EOS {
+                break;
+            }
         }
         self.word_ngrams(&hashes, rows);
         (ntokens, represented + rows.len())

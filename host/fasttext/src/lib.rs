@@ -12,7 +12,8 @@
 //!
 //! Parity with the official implementation is the contract, quirks included:
 //! the text ends with the end-of-sentence token `</s>` (fastText's `predict`
-//! appends a newline), so even an empty text gets labels; hashing runs over
+//! appends a newline), so even an empty text gets labels, and a literal `</s>`
+//! word ends the text there, as fastText's `getLine` does; hashing runs over
 //! sign-extended bytes; `ova`/`ns` use fastText's 512-entry sigmoid table while
 //! `hs` uses the exact sigmoid; probabilities are `exp(log(p + 1e-5))`, so they
 //! can exceed 1.0. A newline inside the text separates words like a space: the
