@@ -150,6 +150,47 @@ fn jsonl_handles_a_large_batch_in_one_process() {
     assert!(lines[1999].contains("10.0.7.207"), "{}", lines[1999]);
 }
 
+/// `aerie plugin call ... --jsonl | head -1`: a reader that stops early ends
+/// the command quietly and successfully, as ripgrep does.
+#[test]
+fn jsonl_ends_quietly_when_its_reader_goes_away() {
+    use std::io::{BufRead as _, Write as _};
+    use std::process::Stdio;
+    let site = site();
+    let mut child = site
+        .aerie()
+        .args(["plugin", "call", "ioc-extract", "extract", "--jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..20_000 {
+            // The process may be gone before all is written.
+            if writeln!(stdin, "{{\"text\": \"10.0.0.{}\"}}", i % 256).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("10.0.0.0"), "{first}");
+    // The reader (and its end of the pipe) goes away here.
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(0), "")
+    );
+}
+
 #[test]
 fn list_and_inspect() {
     let site = site();

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
+        // The reader of our output went away (`aerie ... | head`): nothing
+        // is wrong, and there is no one left to tell.
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("aerie: {}", chain(&err));
             ExitCode::from(if err.is::<input::UsageError>() { 2 } else { 1 })
@@ -35,17 +38,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// `outer: inner: root`, each cause once.
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `outer: inner: root`. Each error's message leaves its cause to the chain
+/// (or keeps it and does not expose it as a source), so each cause appears once.
 fn chain(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn init_tracing(verbose: u8) {

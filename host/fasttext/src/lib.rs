@@ -54,11 +54,8 @@ const LABEL_PREFIX: &str = "__label__";
 /// What is wrong with a model file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("reading {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("not a fastText model (the file does not start with fastText's magic number)")]
     Magic,
     #[error("fastText file format version {0} is not supported (11 and 12 are)")]
@@ -142,9 +139,9 @@ const MAX_SIGMOID: f32 = 8.0;
 impl Model {
     /// Reads a `.bin` or `.ftz` file.
     pub fn load(path: &Path) -> Result<Model, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let bytes = std::fs::read(path).map_err(|cause| Error::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Model::from_bytes(&bytes)
     }
@@ -527,9 +524,9 @@ fn label_text(word: &[u8]) -> String {
 /// load it.
 pub fn labels(path: &Path) -> Result<Vec<String>, Error> {
     use std::io::Read as _;
-    let io = |source| Error::Io {
+    let io = |cause| Error::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();

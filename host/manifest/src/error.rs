@@ -6,10 +6,10 @@ pub use aerie_contract::Location;
 /// Why a manifest or a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid TOML or does not have the expected shape.
     #[error("{}{}: {message}", path.display(), Loc(location))]
@@ -68,8 +68,8 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
+    std::fs::read_to_string(path).map_err(|cause| Error::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }

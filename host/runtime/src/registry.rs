@@ -22,11 +22,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Load(Arc<LoadError>),
-    #[error("{}: {source}", dir.display())]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{}: {cause}", dir.display())]
+    Dir { dir: PathBuf, cause: std::io::Error },
 }
 
 struct Entry {
@@ -50,10 +47,10 @@ impl Registry {
         let listing = match std::fs::read_dir(dir) {
             Ok(listing) => Some(listing),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
+            Err(cause) => {
                 return Err(RegistryError::Dir {
                     dir: dir.clone(),
-                    source,
+                    cause,
                 });
             }
         };
