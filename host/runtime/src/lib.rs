@@ -60,11 +60,14 @@
 mod bindings;
 pub mod broker;
 mod error;
+mod grant;
 mod imports;
+mod logging;
 mod plugin;
 mod registry;
 mod runtime;
 pub mod secrets;
+mod settings;
 mod state;
 mod stderr;
 

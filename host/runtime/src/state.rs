@@ -1,5 +1,7 @@
 //! The data of one call's store: WASI context, HTTP broker, settings, logs and
-//! the memory limiter. A store lives for exactly one call.
+//! the memory limiter. A store lives for exactly one call (or, for a plugin
+//! that reuses instances, is reset between calls). The host interfaces it
+//! serves live one a module: `logging`, `settings`, `broker`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,15 +11,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{config, logging};
-use crate::broker::Broker;
-use crate::plugin::LogLine;
-use crate::secrets::Redactor;
+use aerie_contract::LogLine;
 
-/// Log lines kept per call; a plugin that logs more is not stopped, but the rest
-/// is dropped and one line says so.
-const MAX_LOG_LINES: usize = 1000;
-const MAX_LOG_LINE: usize = 4096;
+use crate::broker::Broker;
+use crate::secrets::Redactor;
 
 pub(crate) struct CallState {
     pub wasi: WasiCtx,
@@ -47,59 +44,6 @@ impl WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.broker,
         }
-    }
-}
-
-impl logging::Host for CallState {
-    fn log(&mut self, level: logging::Level, context: String, message: String) {
-        let level = match level {
-            logging::Level::Trace => "trace",
-            logging::Level::Debug => "debug",
-            logging::Level::Info => "info",
-            logging::Level::Warn => "warn",
-            logging::Level::Error => "error",
-            logging::Level::Critical => "critical",
-        };
-        match self.logs.len() {
-            n if n < MAX_LOG_LINES => {
-                let mut message = self.redactor.redact(&message);
-                if message.len() > MAX_LOG_LINE {
-                    let cut = (0..=MAX_LOG_LINE)
-                        .rev()
-                        .find(|&i| message.is_char_boundary(i))
-                        .unwrap_or(0);
-                    message.truncate(cut);
-                    message.push_str(" [truncated]");
-                }
-                self.logs.push(LogLine {
-                    level: level.to_owned(),
-                    context: self.redactor.redact(&context),
-                    message,
-                    at: aerie_contract::now(),
-                });
-            }
-            n if n == MAX_LOG_LINES => self.logs.push(LogLine {
-                level: "warn".to_owned(),
-                context: "aerie".to_owned(),
-                message: format!("more than {MAX_LOG_LINES} log lines; the rest were dropped"),
-                at: aerie_contract::now(),
-            }),
-            _ => {}
-        }
-    }
-}
-
-impl config::Host for CallState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
-        Ok(self.settings.get(&key).cloned())
-    }
-
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
-        Ok(self
-            .settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
     }
 }
 

@@ -1,0 +1,243 @@
+//! What one plugin may do, worked out from what its manifest asks for and
+//! what the operator granted, without any I/O: a call is possible only if the
+//! manifest declares it and the operator granted it, and a refusal says which
+//! side is missing what.
+//!
+//! Reading files (the component, a CA bundle, secrets) and checking folders
+//! is the loader's; this is the policy it then enforces.
+
+use std::collections::BTreeMap;
+
+use aerie_manifest::{Apply, Limits, Manifest, OriginPattern, PluginGrant, SecretSource, World};
+
+/// The outcome of matching a manifest against the operator's grant.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Grant {
+    /// Manifest defaults overlaid with the operator's values, every declared
+    /// setting present.
+    pub settings: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// Every origin the plugin may call: the manifest's, rendered with the
+    /// settings, then the operator's.
+    pub allowed: Vec<OriginPattern>,
+    /// The operator's own origins: only these may reach non-public addresses.
+    pub operator: Vec<OriginPattern>,
+    pub credentials: Vec<CredentialGrant>,
+}
+
+/// One declared credential: how it is applied, to which origins, and where
+/// the operator keeps its secret (`None`: not bound).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CredentialGrant {
+    pub name: String,
+    pub apply: Apply,
+    pub hosts: Vec<OriginPattern>,
+    pub source: Option<SecretSource>,
+}
+
+/// Matches `manifest` against `grant`; the error names what disagrees.
+pub(crate) fn grant(manifest: &Manifest, grant: &PluginGrant) -> Result<Grant, String> {
+    let settings = settings(manifest, grant)?;
+    // Both files bound their limits when they are read.
+    let limits = grant.limits.apply(manifest.limits);
+    let render = |entry: &str, field: &str| -> Result<OriginPattern, String> {
+        let rendered = minijinja::Environment::new()
+            .render_str(entry, &settings)
+            .map_err(|e| format!("{field} entry `{entry}`: {e}"))?;
+        OriginPattern::parse(&rendered).map_err(|e| format!("{field}: {e}"))
+    };
+    let operator = grant
+        .allow
+        .iter()
+        .map(|o| OriginPattern::parse(o).map_err(|e| format!("allow: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if manifest.world == World::Step && !operator.is_empty() {
+        return Err("aerie.toml grants origins to a step plugin, which has no network".to_owned());
+    }
+    let mut allowed = manifest
+        .network
+        .allow
+        .iter()
+        .map(|entry| render(entry, "network.allow"))
+        .collect::<Result<Vec<_>, _>>()?;
+    for origin in &operator {
+        if !allowed.contains(origin) {
+            allowed.push(origin.clone());
+        }
+    }
+    if let Some(granted) = grant
+        .credentials
+        .keys()
+        .find(|granted| !manifest.credentials.contains_key(*granted))
+    {
+        return Err(format!(
+            "aerie.toml binds credential `{granted}`, which plugin.toml does not declare"
+        ));
+    }
+    let credentials = manifest
+        .credentials
+        .iter()
+        .map(|(name, spec)| {
+            let hosts = spec
+                .hosts
+                .iter()
+                .map(|h| render(h, &format!("credentials.{name}.hosts")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(CredentialGrant {
+                name: name.clone(),
+                apply: spec.apply.clone(),
+                hosts,
+                source: grant.credentials.get(name).cloned(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Grant {
+        settings,
+        limits,
+        allowed,
+        operator,
+        credentials,
+    })
+}
+
+/// The plugin's settings: manifest defaults overlaid with the operator's values.
+fn settings(manifest: &Manifest, grant: &PluginGrant) -> Result<BTreeMap<String, String>, String> {
+    let granted = grant.settings_text();
+    if let Some(unknown) = granted.keys().find(|k| !manifest.settings.contains_key(*k)) {
+        let known = manifest.settings.keys().cloned().collect::<Vec<_>>();
+        let known = if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        };
+        return Err(format!(
+            "aerie.toml sets `{unknown}`, which plugin.toml does not declare (declared: {known})"
+        ));
+    }
+    manifest
+        .settings
+        .iter()
+        .map(|(key, spec)| match granted.get(key).or(spec.default.as_ref()) {
+            Some(value) => Ok((key.clone(), value.clone())),
+            None => Err(format!(
+                "setting `{key}` has no default; set it under [plugins.{}] settings in aerie.toml",
+                manifest.name
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const JIRA: &str = r#"
+name = "jira"
+version = "1.0.0"
+world = "integration"
+actions = ["create"]
+
+[settings.base_url]
+default = "https://jira.example.com"
+[settings.project]
+
+[network]
+allow = ["{{ base_url }}"]
+
+[credentials.token]
+apply = "bearer"
+hosts = ["{{ base_url }}"]
+"#;
+
+    const CLASSIFIER: &str = r#"
+name = "classify"
+version = "1.0.0"
+world = "step"
+actions = ["classify"]
+"#;
+
+    fn granted(manifest: &str, operator: &str) -> Result<Grant, String> {
+        let manifest = Manifest::parse(Path::new("plugin.toml"), manifest).unwrap();
+        let config = aerie_manifest::Config::parse(Path::new("aerie.toml"), operator).unwrap();
+        grant(&manifest, &config.grant(&manifest.name))
+    }
+
+    fn origins(patterns: &[OriginPattern]) -> Vec<String> {
+        patterns.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_manifest_asks_and_the_operator_grants() {
+        let jira = "[plugins.jira]\nsettings = { project = \"SOC\" }\n";
+        let on_prem = "[plugins.jira]\nsettings = { project = \"SOC\", base_url = \"http://10.0.0.5:8080\" }\nallow = [\"http://10.0.0.5:8080\"]\ncredentials.token = { env = \"JIRA_TOKEN\" }\n";
+        for (manifest, operator, allowed, operator_origins, bound) in [
+            (JIRA, jira, vec!["https://jira.example.com"], vec![], None),
+            (
+                JIRA,
+                on_prem,
+                vec!["http://10.0.0.5:8080"],
+                vec!["http://10.0.0.5:8080"],
+                Some(SecretSource::Env("JIRA_TOKEN".into())),
+            ),
+            (CLASSIFIER, "", vec![], vec![], None),
+        ] {
+            let grant = granted(manifest, operator).unwrap();
+            assert_eq!(origins(&grant.allowed), allowed, "{operator}");
+            assert_eq!(origins(&grant.operator), operator_origins, "{operator}");
+            assert_eq!(
+                grant.credentials.first().and_then(|c| c.source.clone()),
+                bound
+            );
+        }
+        let grant = granted(JIRA, on_prem).unwrap();
+        assert_eq!(grant.settings["project"], "SOC");
+        assert_eq!(
+            origins(&grant.credentials[0].hosts),
+            ["http://10.0.0.5:8080"]
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_what_disagrees() {
+        for (manifest, operator, expected) in [
+            (
+                JIRA,
+                "",
+                "setting `project` has no default; set it under [plugins.jira] settings in aerie.toml",
+            ),
+            (
+                JIRA,
+                "[plugins.jira]\nsettings = { project = \"SOC\", colour = \"red\" }\n",
+                "aerie.toml sets `colour`, which plugin.toml does not declare (declared: base_url, project)",
+            ),
+            (
+                CLASSIFIER,
+                "[plugins.classify]\nsettings = { model = \"m.bin\" }\n",
+                "aerie.toml sets `model`, which plugin.toml does not declare (declared: none)",
+            ),
+            (
+                JIRA,
+                "[plugins.jira]\nsettings = { project = \"SOC\" }\ncredentials.password = { env = \"X\" }\n",
+                "aerie.toml binds credential `password`, which plugin.toml does not declare",
+            ),
+            (
+                CLASSIFIER,
+                "[plugins.classify]\nallow = [\"https://example.com\"]\n",
+                "aerie.toml grants origins to a step plugin, which has no network",
+            ),
+            (
+                JIRA,
+                "[plugins.jira]\nsettings = { project = \"SOC\", base_url = \"not a url\" }\n",
+                "network.allow: `not a url` is not an origin: expected scheme://host[:port]",
+            ),
+        ] {
+            assert_eq!(
+                granted(manifest, operator).unwrap_err(),
+                expected,
+                "{operator}"
+            );
+        }
+    }
+}
