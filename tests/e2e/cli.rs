@@ -231,3 +231,26 @@ fn a_malformed_manifest_or_config_names_the_file_and_field() {
     assert_eq!(ran.code, 1);
     insta::assert_snapshot!(ran.stderr.trim(), @"aerie: aerie.toml:2:1: unknown field `limit`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`");
 }
+
+/// Commands that load no plugin do not start the wasm engine, whose pooling
+/// allocator reserves hundreds of GiB of address space: under a 4 GiB limit
+/// they work, while a command that loads plugins cannot start the engine.
+#[test]
+fn commands_without_plugins_do_not_reserve_the_instance_pool() {
+    let site = site();
+    let limited = |args: &str| {
+        let script = format!("ulimit -v 4194304 && exec \"$0\" {args}");
+        run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(crate::harness::aerie_bin())
+            .current_dir(site.path()))
+    };
+    for args in ["runs list", "audit verify", "approvals list"] {
+        let ran = limited(args);
+        assert_eq!(ran.code, 0, "{args}: {}", ran.stderr);
+    }
+    let ran = limited("plugin list");
+    assert_eq!(ran.code, 1, "{}", ran.stdout);
+    assert!(ran.stderr.contains("memory pool"), "{}", ran.stderr);
+}

@@ -1,4 +1,7 @@
-//! What every command needs: the operator config, the runtime and the plugins.
+//! What every command needs: the operator config; and, for those that load
+//! plugins, the runtime and the registry, made on first use: the runtime's
+//! pooling allocator reserves address space for its instance slots, which
+//! `aerie runs list` or `audit verify` have no use for.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +11,7 @@ use anyhow::Context as _;
 
 pub struct Context {
     pub config: Config,
-    pub registry: Registry,
+    registry: std::sync::OnceLock<Registry>,
 }
 
 /// The config named by `--config`/`AERIE_CONFIG`, else `./aerie.toml` if there
@@ -25,12 +28,23 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 
 impl Context {
     pub fn open(config_path: Option<&Path>) -> anyhow::Result<Context> {
-        let config = load_config(config_path)?;
+        Ok(Context {
+            config: load_config(config_path)?,
+            registry: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The installed plugins, with the runtime that runs them.
+    pub fn registry(&self) -> anyhow::Result<&Registry> {
+        if let Some(registry) = self.registry.get() {
+            return Ok(registry);
+        }
         let runtime = Runtime::new(&RuntimeOptions {
-            cache_dir: Some(cache_dir(&config)),
+            cache_dir: Some(cache_dir(&self.config)),
         })?;
-        let registry = Registry::open(runtime, &config).context("opening the plugins folder")?;
-        Ok(Context { config, registry })
+        let registry =
+            Registry::open(runtime, &self.config).context("opening the plugins folder")?;
+        Ok(self.registry.get_or_init(|| registry))
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use aerie::wiring::RuntimePlugins;
 use aerie_engine::{Catalog, Parsed, Playbook, RunRecord, RunStatus, Runner};
+use aerie_runtime::Registry;
 use aerie_store::Store;
 use serde_json::{Value, json};
 
@@ -35,8 +36,7 @@ fn resolve(ctx: &Context, playbook: &str) -> PathBuf {
 
 /// What the playbook's plugins offer (loading each one it names), and the
 /// users and groups it may name as approvers.
-async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
-    let registry = &ctx.registry;
+async fn catalog(ctx: &Context, registry: &Registry, playbook: &Playbook) -> Catalog {
     let mut catalog = Catalog {
         playbooks: playbook_names(ctx),
         ..Catalog::default()
@@ -70,7 +70,11 @@ async fn catalog(ctx: &Context, playbook: &Playbook) -> Catalog {
 
 /// The playbook at `path`, if it and every playbook it calls are valid;
 /// else every problem in all of them.
-async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>> {
+async fn load_valid(
+    ctx: &Context,
+    registry: &Registry,
+    path: &Path,
+) -> Result<Playbook, Vec<String>> {
     let mut seen = std::collections::BTreeSet::from([path.to_owned()]);
     let mut queue = Vec::new();
     let mut called = |parsed: &Parsed, queue: &mut Vec<Parsed>| {
@@ -83,14 +87,14 @@ async fn load_valid(ctx: &Context, path: &Path) -> Result<Playbook, Vec<String>>
     };
     let top = Playbook::read_file(path);
     called(&top, &mut queue);
-    let catalog_of_top = catalog(ctx, &top.playbook).await;
+    let catalog_of_top = catalog(ctx, registry, &top.playbook).await;
     let mut errors: Vec<String> = Vec::new();
     let playbook = top
         .validate(&catalog_of_top)
         .map_err(|e| errors.extend(e.0.iter().map(ToString::to_string)));
     while let Some(next) = queue.pop() {
         called(&next, &mut queue);
-        let catalog = catalog(ctx, &next.playbook).await;
+        let catalog = catalog(ctx, registry, &next.playbook).await;
         if let Err(e) = next.validate(&catalog) {
             errors.extend(e.0.iter().map(ToString::to_string));
         }
@@ -123,7 +127,7 @@ fn playbook_names(ctx: &Context) -> std::collections::BTreeSet<String> {
 pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for path in paths {
-        match load_valid(ctx, path).await {
+        match load_valid(ctx, ctx.registry()?, path).await {
             Ok(_) => println!("{}: ok", path.display()),
             Err(errors) => {
                 failed += 1;
@@ -143,7 +147,7 @@ pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCo
 pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = input::parse(args.input.as_deref())?;
     let path = resolve(ctx, &args.playbook);
-    let playbook = match load_valid(ctx, &path).await {
+    let playbook = match load_valid(ctx, ctx.registry()?, &path).await {
         Ok(playbook) => playbook,
         Err(errors) => {
             for error in &errors {
@@ -154,7 +158,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let store = Store::open(&ctx.config.store_url()).await?;
     let plugins = RuntimePlugins {
-        registry: &ctx.registry,
+        registry: ctx.registry()?,
     };
     let load =
         |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };
@@ -189,7 +193,7 @@ pub async fn resume(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let plugins = RuntimePlugins {
-        registry: &ctx.registry,
+        registry: ctx.registry()?,
     };
     let load_called =
         |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };

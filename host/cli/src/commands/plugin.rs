@@ -29,7 +29,7 @@ pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCo
             } else {
                 Some(input::parse(input.as_deref())?)
             };
-            let plugin = ctx.registry.load(&plugin).await?;
+            let plugin = ctx.registry()?.load(&plugin).await?;
             match input {
                 None => call_lines(&plugin, &action).await,
                 Some(input) => call_once(&plugin, &action, &input).await,
@@ -40,8 +40,8 @@ pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCo
 
 async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
-    for name in ctx.registry.names() {
-        rows.push(match ctx.registry.load(name).await {
+    for name in ctx.registry()?.names() {
+        rows.push(match ctx.registry()?.load(name).await {
             Ok(p) => json!({
                 "name": p.name(),
                 "version": p.version(),
@@ -84,10 +84,10 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<ExitCode> {
     let path = Path::new(target);
-    let plugin: Arc<Plugin> = if ctx.registry.manifest_path(target).is_some() || !path.exists() {
-        ctx.registry.load(target).await?
+    let plugin: Arc<Plugin> = if ctx.registry()?.manifest_path(target).is_some() || !path.exists() {
+        ctx.registry()?.load(target).await?
     } else {
-        Arc::new(ctx.registry.load_path(path).await?)
+        Arc::new(ctx.registry()?.load_path(path).await?)
     };
     let view = json!({
         "name": plugin.name(),
