@@ -100,6 +100,7 @@ fn orphan(i: usize) -> RunRecord {
         steps: Vec::new(),
         started_at: format!("2026-11-23T00:00:{:02}Z", i % 60),
         finished_at: None,
+        classification: None,
     }
 }
 

@@ -177,7 +177,7 @@ fn each_path_decides_routes_and_is_recorded_then_reviewed() {
         (ran.code, ran.stderr.trim()),
         (
             1,
-            "aerie: `Phising` is not a label the classifiers know (AccountLockout, DeviceLost, \
+            "aerie: `Phising` is not a label of `recategorise-email` (AccountLockout, DeviceLost, \
              Enrichment, Malware, Phishing, Spam, Unclassified); add --new to start a new category"
         )
     );
@@ -273,5 +273,93 @@ fn each_path_decides_routes_and_is_recorded_then_reviewed() {
     assert_eq!(
         retrained.predict("my iphone was lost in the train, please wipe it", 1, 0.0)[0].label,
         "DeviceLost"
+    );
+}
+
+/// Any playbook with a `classification:` block is reviewed the same way: a
+/// second classifier (keyword rules only, other labels) needs no code.
+#[test]
+fn a_second_classifier_is_reviewed_without_code_changes() {
+    let site = site();
+    site.file(
+        "playbooks/spam-filter.yaml",
+        r#"name: spam-filter
+inputs:
+  text: { required: true }
+steps:
+  - id: rules
+    uses: keyword-match.match
+    with: { text: "{{ inputs.text }}" }
+classification:
+  label: "{{ steps.rules.output.label or 'Ham' }}"
+  decided_by: keyword-match
+  text: "{{ inputs.text }}"
+  labels: [Ham]
+  labels_from: [keyword-match.labels]
+"#,
+    );
+    let ran = json(&aerie(
+        &site,
+        &[
+            "run",
+            "spam-filter",
+            "--json",
+            "--input",
+            r#"{"text": "hello there team"}"#,
+        ],
+    ));
+    let id = ran["id"].as_str().unwrap().to_owned();
+    let shown = json(&aerie(&site, &["runs", "show", &id, "--json"]));
+    assert_eq!(shown["classification"]["label"], "Enrichment");
+    assert_eq!(shown["classification"]["text"], "hello there team");
+
+    // Its labels are its own: the rules' and `Ham`, not the fastText model's.
+    let ran = correct(&site, &id, "Malware", "alice");
+    assert_eq!(
+        (ran.code, ran.stderr.trim()),
+        (
+            1,
+            "aerie: `Malware` is not a label of `spam-filter` (Enrichment, Ham, Phishing); add --new to start a new category"
+        )
+    );
+    let ran = correct(&site, &id, "Ham", "alice");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+
+    let month = &shown["started_at"].as_str().unwrap()[..7];
+    let report = json(&aerie(
+        &site,
+        &[
+            "classify",
+            "report",
+            "--month",
+            month,
+            "--playbook",
+            "spam-filter",
+            "--json",
+        ],
+    ));
+    assert_eq!(report["predictions"], 1);
+    assert_eq!(
+        report["decided_by"],
+        serde_json::json!({ "keyword-match": 1 })
+    );
+    assert_eq!(
+        (report["reviewed"].as_u64(), report["corrected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(report["confusion"]["Ham"]["Enrichment"], 1);
+
+    // A run of a playbook that does not classify cannot be corrected.
+    site.file(
+        "playbooks/plain.yaml",
+        "name: plain\nsteps:\n  - { id: a, set: 1 }\n",
+    );
+    let plain = json(&aerie(&site, &["run", "plain", "--json"]));
+    let ran = correct(&site, plain["id"].as_str().unwrap(), "Ham", "alice");
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("is not a classification"),
+        "{}",
+        ran.stderr
     );
 }

@@ -22,9 +22,9 @@ mod template;
 pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now};
 pub use approval::{Decider, Outcome, tally};
 pub use playbook::{
-    ApprovalSpec, Call, Catalog, ForEach, InputSpec, InputType, OnError, OnTimeout, Parsed,
-    Playbook, PlaybookError, PlaybookErrors, Retry, Step, StepKind, Switch, Templated, Text,
-    Trigger, Uses,
+    ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,
+    LabelSource, OnError, OnTimeout, Parsed, Playbook, PlaybookError, PlaybookErrors, Retry, Step,
+    StepKind, Switch, Templated, Text, Trigger, Uses,
 };
 pub use plugins::{PluginCall, Plugins};
 pub use run::{

@@ -4,6 +4,7 @@
 //! model against a [`Catalog`]. Both report every problem at once, each as
 //! `file:line:column: message` with the position the YAML parser gave.
 
+mod classification;
 mod error;
 mod inputs;
 mod read;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use classification::{ClassificationSpec, Classified, LabelSource};
 pub use error::{PlaybookError, PlaybookErrors};
 pub use inputs::{InputSpec, InputType};
 pub use step::{
@@ -36,6 +38,8 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// The run's output, rendered after the last step.
     pub output: Templated,
+    /// Where a classifying playbook's decision is (see `aerie classify`).
+    pub classification: Option<ClassificationSpec>,
     pub path: PathBuf,
     source: String,
     /// Ids of steps that could not be read; empty in a playbook without errors.
@@ -51,6 +55,7 @@ struct PlaybookParts {
     trigger: Option<Trigger>,
     steps: Vec<Step>,
     output: Templated,
+    classification: Option<ClassificationSpec>,
     unreadable: BTreeSet<String>,
 }
 
@@ -110,6 +115,7 @@ impl Playbook {
             trigger: parts.trigger,
             steps: parts.steps,
             output: parts.output,
+            classification: parts.classification,
             path: path.to_owned(),
             source: source.to_owned(),
             unreadable: parts.unreadable,
@@ -157,14 +163,21 @@ impl Playbook {
         out
     }
 
-    /// The plugins the playbook calls.
+    /// The plugins the playbook calls (its classification's label sources
+    /// included).
     pub fn plugins(&self) -> BTreeSet<&str> {
+        let sources = self
+            .classification
+            .iter()
+            .flat_map(|c| &c.labels_from)
+            .map(|source| source.plugin.as_str());
         self.all_steps()
             .into_iter()
             .filter_map(|s| match &s.kind {
                 StepKind::Uses(uses) => Some(uses.plugin.as_str()),
                 _ => None,
             })
+            .chain(sources)
             .collect()
     }
 

@@ -144,6 +144,8 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// What a classifying playbook's run decided (see `classification:`).
+    pub classification: Option<crate::playbook::Classified>,
 }
 
 /// What a plugin logged during one step, kept with the run. At most

@@ -135,6 +135,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 .collect(),
             started_at: now(),
             finished_at: None,
+            classification: None,
         };
         self.store
             .run_started(&run, playbook.source(), &self.lease())
@@ -179,14 +180,26 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             }
         }
         if run.status == RunStatus::Running {
-            match self.templates.render(&playbook.output.value, &ctx) {
-                Ok(output) => {
+            let classified = match &playbook.classification {
+                Some(spec) => spec
+                    .render(&self.templates, &ctx)
+                    .map(Some)
+                    .map_err(|e| format!("classification: {e}")),
+                None => Ok(None),
+            };
+            let output = self
+                .templates
+                .render(&playbook.output.value, &ctx)
+                .map_err(|e| format!("output: {e}"));
+            match output.and_then(|output| Ok((output, classified?))) {
+                Ok((output, classification)) => {
                     run.output = output;
+                    run.classification = classification;
                     run.status = RunStatus::Succeeded;
                 }
                 Err(e) => {
                     run.status = RunStatus::Failed;
-                    run.error = Some(format!("output: {e}"));
+                    run.error = Some(e);
                 }
             }
         }

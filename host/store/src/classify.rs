@@ -1,12 +1,16 @@
 //! Classification runs and the analysts' corrections of them: what
 //! `aerie classify correct` writes and `aerie classify report` reads.
 //!
-//! A classification is a succeeded run whose output has a `label` (and, as
-//! `recategorise-email` gives them, `probability` and `decided_by`).
+//! A classification is a succeeded run of a playbook with a `classification:`
+//! block; the engine stores what it decided (label, probability, which path
+//! decided, the text) with the run. Nothing here knows any classifier.
 
+use std::collections::BTreeSet;
+
+use aerie_engine::Classified;
 use anyhow::Context as _;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
 
 use aerie_engine::now;
@@ -21,7 +25,7 @@ pub struct Classification {
     pub label: String,
     pub probability: Option<f64>,
     pub decided_by: Option<String>,
-    /// The text that was classified, when the run's input had `subject`/`body`.
+    /// The text that was classified, when the playbook names it.
     pub text: Option<String>,
     pub corrected: Option<String>,
     pub corrected_by: Option<String>,
@@ -31,34 +35,16 @@ pub struct Classification {
 pub enum CorrectionError {
     #[error("no run `{0}`")]
     Unknown(String),
-    #[error("run `{0}` is not a classification: it has not succeeded with a `label` in its output")]
+    #[error(
+        "run `{0}` is not a classification: its playbook has no `classification:` or the run did not succeed"
+    )]
     NotClassified(String),
 }
 
-fn classified(
-    run_id: &str,
-    started_at: String,
-    input: &Value,
-    output: &Value,
-) -> Option<Classification> {
-    let label = output.get("label")?.as_str()?.to_owned();
-    let text = ["subject", "body"]
-        .iter()
-        .filter_map(|k| input.get(*k).and_then(Value::as_str))
-        .collect::<Vec<_>>();
-    Some(Classification {
-        run_id: run_id.to_owned(),
-        started_at,
-        label,
-        probability: output.get("probability").and_then(Value::as_f64),
-        decided_by: output
-            .get("decided_by")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        text: (!text.is_empty()).then(|| text.join(" ")),
-        corrected: None,
-        corrected_by: None,
-    })
+/// A stored decision, read strictly.
+fn decision(run_id: &str, text: &str) -> anyhow::Result<Classified> {
+    serde_json::from_str(text)
+        .with_context(|| format!("run {run_id} is damaged in the store: classification"))
 }
 
 impl Store {
@@ -66,25 +52,17 @@ impl Store {
     /// label it had.
     pub async fn correct(&self, run_id: &str, label: &str, user: &str) -> anyhow::Result<String> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status, input, output, started_at FROM runs WHERE id = $1")
+        let row = sqlx::query("SELECT status, classification FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| CorrectionError::Unknown(run_id.to_owned()))?;
-        let parse = |column: &str| -> Result<Value, sqlx::Error> {
-            Ok(row
-                .try_get::<Option<String>, _>(column)?
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null))
+        let classification: Option<String> = row.try_get("classification")?;
+        let classification = match classification {
+            Some(text) if row.try_get::<String, _>("status")? == "succeeded" => text,
+            _ => return Err(CorrectionError::NotClassified(run_id.to_owned()).into()),
         };
-        let succeeded = row.try_get::<String, _>("status")? == "succeeded";
-        let started_at: String = row.try_get("started_at")?;
-        let (input, output) = (parse("input")?, parse("output")?);
-        let predicted = succeeded
-            .then(|| classified(run_id, started_at, &input, &output))
-            .flatten()
-            .ok_or_else(|| CorrectionError::NotClassified(run_id.to_owned()))?
-            .label;
+        let predicted = decision(run_id, &classification)?.label;
         sqlx::query(
             "INSERT INTO corrections (run_id, label, corrected_by, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_id) DO UPDATE SET label = excluded.label,
@@ -119,9 +97,10 @@ impl Store {
         month: Option<&str>,
     ) -> anyhow::Result<Vec<Classification>> {
         let rows = sqlx::query(
-            "SELECT r.id, r.input, r.output, r.started_at, c.label AS corrected, c.corrected_by
+            "SELECT r.id, r.started_at, r.classification, c.label AS corrected, c.corrected_by
              FROM runs r LEFT JOIN corrections c ON c.run_id = r.id
-             WHERE r.playbook = $1 AND r.status = 'succeeded' AND r.started_at LIKE $2
+             WHERE r.playbook = $1 AND r.status = 'succeeded' AND r.classification IS NOT NULL
+               AND r.started_at LIKE $2
              ORDER BY r.started_at, r.id",
         )
         .bind(playbook)
@@ -129,23 +108,32 @@ impl Store {
         .bind(month.map_or_else(|| "%".to_owned(), |m| format!("{m}-%")))
         .fetch_all(&self.pool)
         .await?;
-        let json = |text: Option<String>| -> Value {
-            text.and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null)
-        };
         let mut classifications = Vec::with_capacity(rows.len());
         for row in rows {
-            let id: String = row.try_get("id")?;
-            let started_at = row.try_get("started_at")?;
-            let (input, output) = (json(row.try_get("input")?), json(row.try_get("output")?));
-            let Some(mut c) = classified(&id, started_at, &input, &output) else {
-                continue;
-            };
-            c.corrected = row.try_get("corrected")?;
-            c.corrected_by = row.try_get("corrected_by")?;
-            classifications.push(c);
+            let run_id: String = row.try_get("id")?;
+            let decided = decision(&run_id, row.try_get("classification")?)?;
+            classifications.push(Classification {
+                started_at: row.try_get("started_at")?,
+                label: decided.label,
+                probability: decided.probability,
+                decided_by: decided.decided_by,
+                text: decided.text,
+                corrected: row.try_get("corrected")?,
+                corrected_by: row.try_get("corrected_by")?,
+                run_id,
+            });
         }
         Ok(classifications)
+    }
+
+    /// Every label `playbook`'s runs predicted or an analyst gave one.
+    pub async fn labels_seen(&self, playbook: &str) -> anyhow::Result<BTreeSet<String>> {
+        Ok(self
+            .classifications(playbook, None)
+            .await?
+            .into_iter()
+            .flat_map(|c| std::iter::once(c.label).chain(c.corrected))
+            .collect())
     }
 
     /// Every corrected or confirmed classification of `playbook`, for training:
@@ -156,5 +144,15 @@ impl Store {
             .into_iter()
             .filter_map(|c| Some((c.text?, c.corrected?)))
             .collect())
+    }
+
+    /// The playbook a run ran and the definition it ran with.
+    pub async fn definition(&self, run_id: &str) -> anyhow::Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT playbook, definition FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((row.try_get("playbook")?, row.try_get("definition")?)))
+            .transpose()
     }
 }

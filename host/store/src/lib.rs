@@ -246,13 +246,15 @@ impl Store {
             steps,
             started_at: run.try_get("started_at")?,
             finished_at: run.try_get("finished_at")?,
+            // Only finished runs have one, and a claimed run is unfinished.
+            classification: None,
         }))
     }
 
     /// One run with its steps, as JSON; `None` if there is no such run.
     pub async fn run(&self, id: &str) -> anyhow::Result<Option<Value>> {
         let Some(run) = sqlx::query(
-            "SELECT id, playbook, status, input, output, error, started_at, finished_at FROM runs WHERE id = $1",
+            "SELECT id, playbook, status, input, output, error, started_at, finished_at, classification FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -309,6 +311,7 @@ impl Store {
             "error": run.try_get::<Option<String>, _>("error")?,
             "started_at": run.try_get::<String, _>("started_at")?,
             "finished_at": run.try_get::<Option<String>, _>("finished_at")?,
+            "classification": parse(run.try_get("classification")?),
             "steps": steps,
         })))
     }
@@ -651,16 +654,25 @@ impl RunStore for Store {
             .submit(Box::new(move |conn, head| {
                 let run = run.clone();
                 Box::pin(async move {
-                    sqlx::query("UPDATE runs SET status = $1, output = $2, error = $3, finished_at = $4 WHERE id = $5")
+                    let classification = run
+                        .classification
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()?;
+                    sqlx::query("UPDATE runs SET status = $1, output = $2, error = $3, finished_at = $4, classification = $5 WHERE id = $6")
                         .bind(run.status.as_str())
                         .bind(json_text(&run.output))
                         .bind(&run.error)
                         .bind(&run.finished_at)
+                        .bind(&classification)
                         .bind(&run.id)
                         .execute(&mut *conn)
                         .await
                         .context("recording the run's end")?;
-                    let body = serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
+                    let mut body = serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
+                    if let Some(classification) = &run.classification {
+                        body["classification"] = serde_json::to_value(classification)?;
+                    }
                     audit::append(conn, head, &run.id, "run.finished", &body).await
                 })
             }))

@@ -24,11 +24,17 @@ struct FastText;
 
 impl Plugin for FastText {
     fn actions() -> Actions {
-        Actions::new().action(
-            "classify",
-            "The most probable labels of a text, best first",
-            classify,
-        )
+        Actions::new()
+            .action(
+                "classify",
+                "The most probable labels of a text, best first",
+                classify,
+            )
+            .action(
+                "labels",
+                "Every label the model can give, as `aerie classify correct` offers them",
+                labels,
+            )
     }
 }
 
@@ -87,18 +93,51 @@ pub fn classify(input: Input) -> Result<Output, Error> {
     })
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoInput {}
+
+#[derive(Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Labels {
+    /// Without fastText's `__label__` prefix, most frequent in training first.
+    pub labels: Vec<String>,
+}
+
+pub fn labels(_: NoInput) -> Result<Labels, Error> {
+    let labels = match loaded(&model_file()?) {
+        Some(model) => model.labels().collect(),
+        // Not parsed yet: the dictionary alone says, without the matrices.
+        None => {
+            let file = model_file()?;
+            aerie_fasttext::labels(model_path(&file)?.as_ref())
+                .map_err(|e| Error::internal(format!("model `{file}` in the data folder: {e}")))?
+        }
+    };
+    Ok(Labels { labels })
+}
+
 /// The model this instance parsed, by file name.
 static LOADED: Mutex<Option<(String, Arc<Model>)>> = Mutex::new(None);
 
+fn model_file() -> Result<String, Error> {
+    aerie_sdk::setting("model").ok_or_else(|| Error::internal("the `model` setting is not set"))
+}
+
+/// The model `file`, if this instance parsed it already.
+fn loaded(file: &str) -> Option<Arc<Model>> {
+    let loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    loaded
+        .as_ref()
+        .filter(|(name, _)| name == file)
+        .map(|(_, model)| model.clone())
+}
+
 fn model() -> Result<Arc<Model>, Error> {
-    let file = aerie_sdk::setting("model")
-        .ok_or_else(|| Error::internal("the `model` setting is not set"))?;
-    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((name, model)) = loaded.as_ref()
-        && *name == file
-    {
-        return Ok(model.clone());
+    let file = model_file()?;
+    if let Some(model) = loaded(&file) {
+        return Ok(model);
     }
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     let path = model_path(&file)?;
     let model = Model::load(path.as_ref())
         .map_err(|e| Error::internal(format!("model `{file}` in the data folder: {e}")))?;

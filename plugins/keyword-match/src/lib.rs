@@ -24,11 +24,21 @@ struct KeywordMatch;
 
 impl Plugin for KeywordMatch {
     fn actions() -> Actions {
-        Actions::new().action(
-            "match",
-            "The label of the first rule the text matches, or null",
-            |input: Input| Ok::<_, Error>(rules()?.first_match(&input.text)),
-        )
+        Actions::new()
+            .action(
+                "match",
+                "The label of the first rule the text matches, or null",
+                |input: Input| Ok::<_, Error>(rules()?.first_match(&input.text)),
+            )
+            .action(
+                "labels",
+                "The labels the rules can give, in rule order",
+                |_: NoInput| {
+                    Ok::<_, Error>(Labels {
+                        labels: rules()?.labels(),
+                    })
+                },
+            )
     }
 }
 
@@ -39,6 +49,16 @@ aerie_sdk::export!(KeywordMatch);
 pub struct Input {
     /// The text to match: a subject and body, a ticket.
     pub text: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoInput {}
+
+#[derive(Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Labels {
+    /// Each label once, in the order of the rules.
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Serialize, JsonSchema)]
@@ -69,6 +89,17 @@ struct Rule {
 pub struct Rules(Vec<Rule>);
 
 impl Rules {
+    /// Each rule's label once, in rule order.
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels: Vec<String> = Vec::new();
+        for rule in &self.0 {
+            if !labels.contains(&rule.label) {
+                labels.push(rule.label.clone());
+            }
+        }
+        labels
+    }
+
     /// Parses the `rules` setting: errors name the rule and what is wrong.
     pub fn parse(json: &str) -> Result<Rules, String> {
         let specs: Vec<RuleSpec> = serde_json::from_str(json)
@@ -196,6 +227,15 @@ mod tests {
                 vec!["verify (your )?account".into(), "password.*expire".into()]
             )
         );
+    }
+
+    #[test]
+    fn labels_are_listed_once_in_rule_order() {
+        let rules = Rules::parse(
+            r#"[{"label": "Spam", "keywords": ["sale"]}, {"label": "Phishing", "keywords": ["verify"]}, {"label": "Spam", "patterns": ["prize"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.labels(), ["Spam", "Phishing"]);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
+use std::path::Path;
+
+use aerie_engine::Playbook;
 use aerie_store::{Classification, Store};
 use anyhow::Context as _;
 use serde::Serialize;
@@ -27,17 +30,17 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
             if label.is_empty() || label.contains(char::is_whitespace) {
                 anyhow::bail!("`{label}` is not a label: one word, such as Phishing");
             }
+            let store = Store::open(&ctx.config.store_url()).await?;
             if !new
-                && let Some(known) = known_labels(ctx)?
+                && let Some((playbook, known)) = known_labels(ctx, &store, &run_id).await?
                 && !known.contains(label)
             {
                 anyhow::bail!(
-                    "`{label}` is not a label the classifiers know ({}); \
+                    "`{label}` is not a label of `{playbook}` ({}); \
                      add --new to start a new category",
                     known.into_iter().collect::<Vec<_>>().join(", ")
                 );
             }
-            let store = Store::open(&ctx.config.store_url()).await?;
             let predicted = store.correct(&run_id, label, &user).await?;
             if predicted == label {
                 println!("{user} confirmed run {run_id}: {label}");
@@ -75,38 +78,45 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
     }
 }
 
-/// The labels the classifiers can give: the fastText model's (when the
-/// config grants the `fasttext` plugin a data folder and a model), the
-/// keyword rules', and `Unclassified`. `None` when no model is configured.
-fn known_labels(ctx: &Context) -> anyhow::Result<Option<BTreeSet<String>>> {
-    let Some(grant) = ctx.config.plugins.get("fasttext") else {
+/// The labels an analyst may give run `run_id`, with its playbook's name:
+/// those the playbook's `classification:` names, those its label sources
+/// list (each a plugin action answering `{"labels": [...]}`), and those the
+/// playbook's runs have had. `None` when the run is unknown or no
+/// classification (the correction then says why), or when nothing names any.
+async fn known_labels(
+    ctx: &Context,
+    store: &Store,
+    run_id: &str,
+) -> anyhow::Result<Option<(String, BTreeSet<String>)>> {
+    let Some((name, definition)) = store.definition(run_id).await? else {
         return Ok(None);
     };
-    let settings = grant.settings_text();
-    let (Some(data), Some(file)) = (&grant.data, settings.get("model")) else {
+    let playbook = Playbook::parse(Path::new("(stored definition)"), &definition)?;
+    let Some(spec) = &playbook.classification else {
         return Ok(None);
     };
-    let path = data.join(file);
-    let mut known: BTreeSet<String> = aerie_fasttext::labels(&path)
-        .with_context(|| format!("reading the fasttext model {}", path.display()))?
-        .into_iter()
-        .collect();
-    known.insert("Unclassified".to_owned());
-    let rules = ctx
-        .config
-        .plugins
-        .get("keyword-match")
-        .and_then(|g| g.settings_text().get("rules").cloned());
-    if let Some(rules) = rules
-        && let Ok(serde_json::Value::Array(rules)) = serde_json::from_str(&rules)
-    {
-        known.extend(
-            rules
-                .iter()
-                .filter_map(|r| r["label"].as_str().map(str::to_owned)),
-        );
+    let mut known: BTreeSet<String> = spec.labels.iter().cloned().collect();
+    for source in &spec.labels_from {
+        let what = format!("{}.{}", source.plugin, source.action);
+        let plugin = ctx.registry()?.load(&source.plugin).await?;
+        let output = plugin
+            .call(&source.action, &serde_json::json!({}))
+            .await
+            .result
+            .with_context(|| format!("listing the labels with {what}"))?;
+        let labels = output["labels"]
+            .as_array()
+            .and_then(|labels| {
+                labels
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Option<Vec<_>>>()
+            })
+            .with_context(|| format!("{what} answered {output}, not {{\"labels\": [...]}}"))?;
+        known.extend(labels.into_iter().map(str::to_owned));
     }
-    Ok(Some(known))
+    known.extend(store.labels_seen(&name).await?);
+    Ok((!known.is_empty()).then_some((name, known)))
 }
 
 /// What a month of classifications looked like, measured against the

@@ -11,6 +11,7 @@ use std::path::Path;
 use marked_yaml::Node;
 use serde_json::Value;
 
+use super::classification::{ClassificationSpec, LabelSource};
 use super::inputs::{InputSpec, InputType};
 use super::step::{
     ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, Step, StepKind, Switch, Templated, Uses,
@@ -26,6 +27,7 @@ const TOP: &[&str] = &[
     "trigger",
     "steps",
     "output",
+    "classification",
 ];
 const STEP: &[&str] = &[
     "id",
@@ -114,8 +116,84 @@ impl Reader<'_> {
             trigger: top.get("trigger").and_then(|node| self.trigger(node, &top)),
             steps,
             output: top.get("output").map(templated).unwrap_or_default(),
+            classification: top
+                .get("classification")
+                .and_then(|node| self.classification(node)),
             unreadable: BTreeSet::new(),
         }
+    }
+
+    fn classification(&mut self, node: &Node) -> Option<ClassificationSpec> {
+        let whose = "classification";
+        let f = self.report.mapping(
+            node,
+            whose,
+            &[
+                "label",
+                "probability",
+                "decided_by",
+                "text",
+                "labels",
+                "labels_from",
+            ],
+        )?;
+        let mut text = |field: &str| {
+            f.get(field)
+                .and_then(|n| self.report.text(n, &format!("{whose}: {field}")))
+        };
+        let (label, probability, decided_by, classified) = (
+            text("label"),
+            text("probability"),
+            text("decided_by"),
+            text("text"),
+        );
+        if f.get("label").is_none() {
+            self.report
+                .error(f.at, format!("{whose}: missing field `label`"));
+        }
+        let labels = match f.get("labels") {
+            Some(n) => self
+                .report
+                .texts(n, &format!("{whose}: labels"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.text)
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut labels_from = Vec::new();
+        if let Some(n) = f.get("labels_from") {
+            for source in self
+                .report
+                .texts(n, &format!("{whose}: labels_from"))
+                .unwrap_or_default()
+            {
+                match source.text.split_once('.') {
+                    Some((plugin, action)) if !plugin.is_empty() && !action.is_empty() => {
+                        labels_from.push(LabelSource {
+                            plugin: plugin.to_owned(),
+                            action: action.to_owned(),
+                            at: source.at,
+                        });
+                    }
+                    _ => self.report.error(
+                        source.at,
+                        format!(
+                            "{whose}: labels_from: `{}` must be plugin.action",
+                            source.text
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(ClassificationSpec {
+            label: label?,
+            probability,
+            decided_by,
+            text: classified,
+            labels,
+            labels_from,
+        })
     }
 
     fn inputs(&mut self, node: &Node) -> BTreeMap<String, InputSpec> {

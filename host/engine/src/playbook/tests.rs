@@ -287,3 +287,30 @@ steps:
     pb.yaml:18:5: step `orphan`: `cases` belongs to a `switch` step
     ");
 }
+
+#[test]
+fn a_classification_names_its_label_and_its_label_sources() {
+    let source = r#"name: c
+steps:
+  - id: m
+    uses: ioc-extract.extract
+classification:
+  label: "{{ steps.m.output.label }}"
+  probability: "{{ steps.nope.output }}"
+  labels: [Unclassified]
+  labels_from: [ioc-extract.labels, nosuch.labels, broken]
+  colour: red
+"#;
+    insta::assert_snapshot!(errors(source), @r"
+    pb.yaml:7:16: output: `steps.nope` does not exist
+    pb.yaml:9:17: classification: labels_from: plugin `ioc-extract` has no action `labels` (it has: extract)
+    pb.yaml:9:37: classification: labels_from: unknown plugin `nosuch`
+    pb.yaml:9:52: classification: labels_from: `broken` must be plugin.action
+    pb.yaml:10:3: classification: unknown field `colour`, expected one of `label`, `probability`, `decided_by`, `text`, `labels`, `labels_from`
+    ");
+    let parsed = Playbook::read(Path::new("pb.yaml"), source).playbook;
+    assert_eq!(
+        parsed.plugins().into_iter().collect::<Vec<_>>(),
+        ["ioc-extract", "nosuch"]
+    );
+}

@@ -46,6 +46,14 @@ impl Playbook {
         for text in &self.output.texts {
             check.template(text, &all_ids, None);
         }
+        if let Some(classification) = &self.classification {
+            for text in classification.texts() {
+                check.template(text, &all_ids, None);
+            }
+            for source in &classification.labels_from {
+                check.labels_from(source);
+            }
+        }
         let mut errors = check.errors;
         errors.sort_by_key(|e| e.at);
         errors
@@ -98,6 +106,29 @@ impl<'a> Check<'a> {
             }
             done.insert(step.id.as_str());
             done.extend(step.children().map(|c| c.id.as_str()));
+        }
+    }
+
+    /// A classification's label source must be an action of a known plugin.
+    fn labels_from(&mut self, source: &super::LabelSource) {
+        let (plugin, action) = (source.plugin.as_str(), source.action.as_str());
+        let whose = "classification: labels_from";
+        match self.catalog.plugins.get(plugin) {
+            None => self.error(source.at, format!("{whose}: unknown plugin `{plugin}`")),
+            Some(Err(why)) => self.error(
+                source.at,
+                format!("{whose}: plugin `{plugin}` cannot be loaded: {why}"),
+            ),
+            Some(Ok(actions)) if !actions.contains(action) => {
+                let offered = actions.iter().cloned().collect::<Vec<_>>().join(", ");
+                self.error(
+                    source.at,
+                    format!(
+                        "{whose}: plugin `{plugin}` has no action `{action}` (it has: {offered})"
+                    ),
+                );
+            }
+            Some(Ok(_)) => {}
         }
     }
 

@@ -344,3 +344,44 @@ steps:
         ]
     );
 }
+
+#[tokio::test]
+async fn a_classifying_run_records_its_decision() {
+    let source = r#"
+name: t
+inputs:
+  text: { required: true }
+steps:
+  - id: decide
+    set: { label: "{{ 'Spam' if 'sale' in inputs.text else none }}", p: 0.93, by: rules }
+classification:
+  label: "{{ steps.decide.output.label }}"
+  probability: "{{ steps.decide.output.p }}"
+  decided_by: "{{ steps.decide.output.by }}"
+  text: "{{ inputs.text }}"
+"#;
+    let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+    let plugins = Scripted::new(vec![]);
+    let store = Memory::default();
+    let runner = Runner::new(&plugins, &store);
+    let run = runner
+        .run(&playbook, &json!({"text": "big sale"}))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        serde_json::to_value(&run.classification).unwrap(),
+        json!({"label": "Spam", "probability": 0.93, "decided_by": "rules", "text": "big sale"})
+    );
+    // A classifying run that decides nothing has failed.
+    let run = runner
+        .run(&playbook, &json!({"text": "hello"}))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("classification: `label` gave null, not a label")
+    );
+    assert_eq!(run.classification, None);
+}
