@@ -33,6 +33,9 @@ pub struct CallTrace<'a> {
 
 /// Where runs are kept. Every call is a durable write.
 pub trait RunStore: Sync {
+    /// Why a write or a read failed; the runner stops the run with it.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// Records a new run, its playbook's source (so a resume runs the same
     /// definition) and the creator's lease.
     fn run_started(
@@ -40,33 +43,34 @@ pub trait RunStore: Sync {
         run: &RunRecord,
         definition: &str,
         lease: &Lease,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Extends the lease; `false` when another process holds the run now.
     fn renew_lease(
         &self,
         run_id: &str,
         lease: &Lease,
-    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
     /// Takes over the oldest running run whose lease expired (or `only` that
     /// one), returning it with its playbook's source.
     fn claim(
         &self,
         lease: &Lease,
         only: Option<&str>,
-    ) -> impl Future<Output = anyhow::Result<Option<(RunRecord, String)>>> + Send;
+    ) -> impl Future<Output = Result<Option<(RunRecord, String)>, Self::Error>> + Send;
     fn step_updated(
         &self,
         run_id: &str,
         step: &StepRecord,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Records a plugin call's requests and log lines (the step's record,
     /// written before the call, exists).
     fn call_traced(
         &self,
         run_id: &str,
         trace: CallTrace<'_>,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
-    fn run_finished(&self, run: &RunRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn run_finished(&self, run: &RunRecord)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Opens the approval for a step (once; later calls return its state). A
     /// pending approval past its deadline is decided by its `on_timeout`.
     fn approval(
@@ -74,9 +78,9 @@ pub trait RunStore: Sync {
         run_id: &str,
         step_id: &str,
         request: &ApprovalRequest,
-    ) -> impl Future<Output = anyhow::Result<ApprovalState>> + Send;
+    ) -> impl Future<Output = Result<ApprovalState, Self::Error>> + Send;
     /// Marks the run as waiting for a decision and releases its lease.
-    fn run_waiting(&self, run: &RunRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn run_waiting(&self, run: &RunRecord) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// An approval as the engine asks for it.

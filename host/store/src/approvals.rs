@@ -5,10 +5,10 @@
 //! (`running`, lease expired), so the deciding process — or any other — resumes
 //! it.
 
+use crate::error::{Doing as _, Result};
 use aerie_engine::{
     ApprovalRequest, ApprovalState, Decider, OnTimeout, Outcome, RunRecord, epoch_ms, tally,
 };
-use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -61,7 +61,7 @@ impl Store {
         run_id: &str,
         step_id: &str,
         request: &ApprovalRequest,
-    ) -> anyhow::Result<ApprovalState> {
+    ) -> Result<ApprovalState> {
         let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT id FROM approvals WHERE run_id = $1 AND step_id = $2")
             .bind(run_id)
@@ -86,7 +86,7 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await
-            .context("opening the approval")?;
+            .doing("opening the approval")?;
             let body = json!({ "approval": id, "step": step_id, "request": request });
             audit::append(
                 &mut tx,
@@ -103,7 +103,7 @@ impl Store {
         Ok(state)
     }
 
-    pub(crate) async fn mark_waiting(&self, run: &RunRecord) -> anyhow::Result<()> {
+    pub(crate) async fn mark_waiting(&self, run: &RunRecord) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE runs SET status = 'waiting', lease_owner = NULL, lease_until = NULL WHERE id = $1")
             .bind(&run.id)
@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// Pending approvals, oldest first.
-    pub async fn pending_approvals(&self) -> anyhow::Result<Vec<Approval>> {
+    pub async fn pending_approvals(&self) -> Result<Vec<Approval>> {
         let mut tx = self.write().await?;
         expire(&mut tx, None).await?;
         tx.commit().await?;
@@ -165,7 +165,7 @@ impl Store {
         decider: Decider<'_>,
         approve: bool,
         comment: Option<&str>,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> Result<Option<String>> {
         let user = decider.user;
         let mut tx = self.write().await?;
         expire(&mut tx, None).await?;
@@ -247,7 +247,7 @@ async fn settle(
     run_id: &str,
     outcome: Outcome,
     comment: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let outcome = outcome.as_str();
     // Only a pending approval settles: on PostgreSQL two hosts may find the
     // same approval past its deadline, and the second one's update waits for the
@@ -279,7 +279,7 @@ async fn settle(
 }
 
 /// Decides every pending approval past its deadline by its `on_timeout`.
-pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> anyhow::Result<()> {
+pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> Result<()> {
     let due = sqlx::query(
         "SELECT id, run_id, on_timeout FROM approvals
          WHERE status = 'pending' AND deadline_ms IS NOT NULL AND deadline_ms <= $1 AND ($2 IS NULL OR run_id = $2)",
@@ -308,7 +308,7 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> anyhow::Res
 }
 
 /// The approval's state as the engine sees it.
-async fn state(tx: &mut Tx<'_>, run_id: &str, step_id: &str) -> anyhow::Result<ApprovalState> {
+async fn state(tx: &mut Tx<'_>, run_id: &str, step_id: &str) -> Result<ApprovalState> {
     let row =
         sqlx::query("SELECT id, status, comment FROM approvals WHERE run_id = $1 AND step_id = $2")
             .bind(run_id)

@@ -17,6 +17,7 @@ use sqlx::AnyConnection;
 
 use aerie_engine::now;
 
+use crate::error::{Doing as _, Result};
 use crate::{Backend, Store};
 
 /// The `prev_hash` of the first entry.
@@ -62,14 +63,14 @@ const CHAIN_LOCK: i64 = 0x0061_6572_6965; // "aerie" in ASCII
 /// Holds the chain until the transaction ends, so no other process appends
 /// between this one reading the head and committing. SQLite's BEGIN IMMEDIATE
 /// already holds the database's one write lock.
-pub(crate) async fn lock_chain(conn: &mut AnyConnection) -> anyhow::Result<()> {
+pub(crate) async fn lock_chain(conn: &mut AnyConnection) -> Result<()> {
     if Backend::of(conn) == Backend::Postgres {
         // count(*) so the row has a type every driver decodes (the lock's own is void).
         sqlx::query("SELECT count(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
             .bind(CHAIN_LOCK)
             .execute(&mut *conn)
             .await
-            .map_err(|e| anyhow::anyhow!("locking the audit chain: {e}"))?;
+            .doing("locking the audit chain")?;
     }
     Ok(())
 }
@@ -81,7 +82,7 @@ pub(crate) async fn append(
     run_id: &str,
     kind: &str,
     body: &Value,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let prev = match head.0.take() {
         Some(prev) => prev,
         None => {
@@ -112,7 +113,7 @@ pub(crate) async fn append(
 
 impl Store {
     /// Recomputes the chain from the first entry; names the first that differs.
-    pub async fn verify_audit(&self) -> anyhow::Result<Verification> {
+    pub async fn verify_audit(&self) -> Result<Verification> {
         let mut rows = sqlx::query(
             "SELECT seq, at, run_id, kind, body, prev_hash, hash FROM audit ORDER BY seq",
         )
@@ -167,7 +168,7 @@ impl Store {
     }
 
     /// A run's entries, in order.
-    pub async fn audit_entries(&self, run_id: &str) -> anyhow::Result<Vec<AuditEntry>> {
+    pub async fn audit_entries(&self, run_id: &str) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT seq, at, run_id, kind, body, hash FROM audit WHERE run_id = $1 ORDER BY seq",
         )

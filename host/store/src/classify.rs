@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::error::{Doing as _, Result, StoreError};
 use aerie_engine::Classified;
-use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -42,15 +42,18 @@ pub enum CorrectionError {
 }
 
 /// A stored decision, read strictly.
-fn decision(run_id: &str, text: &str) -> anyhow::Result<Classified> {
-    serde_json::from_str(text)
-        .with_context(|| format!("run {run_id} is damaged in the store: classification"))
+fn decision(run_id: &str, text: &str) -> Result<Classified> {
+    serde_json::from_str(text).map_err(|e| StoreError::Damaged {
+        run: run_id.to_owned(),
+        what: "classification".to_owned(),
+        why: e.to_string(),
+    })
 }
 
 impl Store {
     /// Records that run `run_id` should have been labelled `label`; returns the
     /// label it had.
-    pub async fn correct(&self, run_id: &str, label: &str, user: &str) -> anyhow::Result<String> {
+    pub async fn correct(&self, run_id: &str, label: &str, user: &str) -> Result<String> {
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT status, classification FROM runs WHERE id = $1")
             .bind(run_id)
@@ -74,7 +77,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await
-        .context("recording the correction")?;
+        .doing("recording the correction")?;
         let body = json!({ "predicted": predicted, "label": label, "by": user });
         audit::append(
             &mut tx,
@@ -95,7 +98,7 @@ impl Store {
         &self,
         playbook: &str,
         month: Option<&str>,
-    ) -> anyhow::Result<Vec<Classification>> {
+    ) -> Result<Vec<Classification>> {
         let rows = sqlx::query(
             "SELECT r.id, r.started_at, r.classification, c.label AS corrected, c.corrected_by
              FROM runs r LEFT JOIN corrections c ON c.run_id = r.id
@@ -127,7 +130,7 @@ impl Store {
     }
 
     /// Every label `playbook`'s runs predicted or an analyst gave one.
-    pub async fn labels_seen(&self, playbook: &str) -> anyhow::Result<BTreeSet<String>> {
+    pub async fn labels_seen(&self, playbook: &str) -> Result<BTreeSet<String>> {
         Ok(self
             .classifications(playbook, None)
             .await?
@@ -138,7 +141,7 @@ impl Store {
 
     /// Every corrected or confirmed classification of `playbook`, for training:
     /// (the text, the label an analyst gave it).
-    pub async fn reviewed(&self, playbook: &str) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn reviewed(&self, playbook: &str) -> Result<Vec<(String, String)>> {
         let all = self.classifications(playbook, None).await?;
         Ok(all
             .into_iter()
@@ -147,7 +150,7 @@ impl Store {
     }
 
     /// The playbook a run ran and the definition it ran with.
-    pub async fn definition(&self, run_id: &str) -> anyhow::Result<Option<(String, String)>> {
+    pub async fn definition(&self, run_id: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT playbook, definition FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&self.pool)

@@ -13,7 +13,7 @@ use aerie_engine::{
     ApprovalRequest, ApprovalState, CallTrace, Lease, PluginRef, RunRecord, RunStore, StepError,
     StepRecord, StepStatus,
 };
-use anyhow::Context as _;
+use error::Doing as _;
 use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -22,12 +22,14 @@ use sqlx::{Connection as _, Executor as _, Row};
 pub mod approvals;
 pub mod audit;
 pub mod classify;
+mod error;
 mod writer;
 
 pub use approvals::{Approval, DecisionError};
 
 pub use audit::{AuditEntry, Verification};
 pub use classify::{Classification, CorrectionError};
+pub use error::{Result, StoreError};
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
@@ -73,7 +75,7 @@ pub struct RunSummary {
 impl Store {
     /// Opens the database at `url` and migrates it: `sqlite://PATH` (the file
     /// and its folder are created if needed) or `postgres://USER@HOST/DB`.
-    pub async fn open(url: &str) -> anyhow::Result<Store> {
+    pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_owned())
@@ -87,7 +89,7 @@ impl Store {
                 .filter(|d| !d.as_os_str().is_empty())
             {
                 std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+                    .doing_with(|| format!("creating {}", dir.display()))?;
             }
             let create = if url.contains('?') {
                 "&mode=rwc"
@@ -96,14 +98,14 @@ impl Store {
             };
             (Backend::Sqlite, format!("{url}{create}"))
         } else {
-            anyhow::bail!("unsupported store URL `{url}`: use sqlite://PATH or postgres://...");
+            return Err(StoreError::Url(url.to_owned()));
         };
         let shown = redact_password(&url);
         // One connection first: the pool would retry a refused connection until
         // its timeout and then report only that it timed out.
         sqlx::AnyConnection::connect(&url)
             .await
-            .with_context(|| format!("opening the store {shown}"))?
+            .doing_with(|| format!("opening the store {shown}"))?
             .close()
             .await?;
         let pool = AnyPoolOptions::new()
@@ -126,7 +128,7 @@ impl Store {
             })
             .connect(&url)
             .await
-            .with_context(|| format!("opening the store {shown}"))?;
+            .doing_with(|| format!("opening the store {shown}"))?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE,
             Backend::Postgres => &POSTGRES,
@@ -134,7 +136,7 @@ impl Store {
         migrator
             .run(&pool)
             .await
-            .with_context(|| format!("migrating the store {shown}"))?;
+            .doing_with(|| format!("migrating the store {shown}"))?;
         Ok(Store {
             writer: writer::Writer::start(pool.clone()),
             pool,
@@ -142,7 +144,7 @@ impl Store {
         })
     }
 
-    pub async fn runs(&self, limit: i64) -> anyhow::Result<Vec<RunSummary>> {
+    pub async fn runs(&self, limit: i64) -> Result<Vec<RunSummary>> {
         let rows = sqlx::query(
             "SELECT id, playbook, status, started_at, finished_at FROM runs ORDER BY started_at DESC, id DESC LIMIT $1",
         )
@@ -167,7 +169,7 @@ impl Store {
     /// damaged one (an unknown status, a JSON column that is not JSON) is an
     /// error naming the run and the value, never a guess that would run a
     /// step again.
-    async fn record(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
+    async fn record(&self, id: &str) -> Result<Option<RunRecord>> {
         let Some(run) = sqlx::query(
             "SELECT id, playbook, status, input, output, error, started_at, finished_at FROM runs WHERE id = $1",
         )
@@ -177,10 +179,12 @@ impl Store {
         else {
             return Ok(None);
         };
-        let damaged = |what: &str, e: &dyn std::fmt::Display| {
-            anyhow::anyhow!("run {id} is damaged in the store: {what}: {e}")
+        let damaged = |what: &str, e: &dyn std::fmt::Display| StoreError::Damaged {
+            run: id.to_owned(),
+            what: what.to_owned(),
+            why: e.to_string(),
         };
-        let json = |what: &str, text: Option<String>| -> anyhow::Result<Value> {
+        let json = |what: &str, text: Option<String>| -> Result<Value> {
             match text {
                 None => Ok(Value::Null),
                 Some(text) => serde_json::from_str(&text).map_err(|e| damaged(what, &e)),
@@ -208,7 +212,7 @@ impl Store {
             };
             let plugin = s
                 .try_get::<Option<String>, _>("plugin")?
-                .map(|name| -> anyhow::Result<PluginRef> {
+                .map(|name| -> Result<PluginRef> {
                     Ok(PluginRef {
                         name,
                         version: s
@@ -252,7 +256,7 @@ impl Store {
     }
 
     /// One run with its steps, as JSON; `None` if there is no such run.
-    pub async fn run(&self, id: &str) -> anyhow::Result<Option<Value>> {
+    pub async fn run(&self, id: &str) -> Result<Option<Value>> {
         let Some(run) = sqlx::query(
             "SELECT id, playbook, status, input, output, error, started_at, finished_at, classification FROM runs WHERE id = $1",
         )
@@ -317,10 +321,7 @@ impl Store {
     }
 
     /// What plugins logged in a run, by step, in order.
-    async fn logs(
-        &self,
-        run_id: &str,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<Value>>> {
+    async fn logs(&self, run_id: &str) -> Result<std::collections::BTreeMap<String, Vec<Value>>> {
         let rows = sqlx::query(
             "SELECT step_id, item, level, context, message, at FROM logs WHERE run_id = $1 ORDER BY id",
         )
@@ -344,7 +345,7 @@ impl Store {
     }
 
     /// Every text column of every table, for tests that prove a value is absent.
-    pub async fn dump(&self) -> anyhow::Result<String> {
+    pub async fn dump(&self) -> Result<String> {
         let mut text = String::new();
         for (table, columns) in [
             (
@@ -370,7 +371,7 @@ impl Store {
     }
 
     /// The requests recorded for a run, in order.
-    pub async fn requests(&self, run_id: &str) -> anyhow::Result<Vec<Value>> {
+    pub async fn requests(&self, run_id: &str) -> Result<Vec<Value>> {
         let rows = sqlx::query(
             "SELECT step_id, item, plugin, method, url, status, bytes, ms, refused FROM requests WHERE run_id = $1 ORDER BY id",
         )
@@ -420,24 +421,21 @@ impl Store {
     /// this process or another, runs between its reading the chain's head and
     /// its commit. SQLite takes its write lock at BEGIN IMMEDIATE; PostgreSQL
     /// takes the chain's advisory lock.
-    async fn write(&self) -> anyhow::Result<Tx<'static>> {
+    async fn write(&self) -> Result<Tx<'static>> {
         let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
-        .context("starting a write")?;
+        .doing("starting a write")?;
         audit::lock_chain(&mut tx).await?;
         Ok(tx)
     }
 }
 
 impl RunStore for Store {
-    async fn run_started(
-        &self,
-        run: &RunRecord,
-        definition: &str,
-        lease: &Lease,
-    ) -> anyhow::Result<()> {
+    type Error = StoreError;
+
+    async fn run_started(&self, run: &RunRecord, definition: &str, lease: &Lease) -> Result<()> {
         let (run, definition, lease) = (run.clone(), definition.to_owned(), lease.clone());
         self.writer
             .submit(Box::new(move |conn, head| {
@@ -457,7 +455,7 @@ impl RunStore for Store {
                     .bind(lease.until_ms)
                     .execute(&mut *conn)
                     .await
-                    .context("recording the run")?;
+                    .doing("recording the run")?;
                     let body = serde_json::json!({ "playbook": run.playbook, "input": run.input });
                     audit::append(conn, head, &run.id, "run.started", &body).await
                 })
@@ -465,7 +463,7 @@ impl RunStore for Store {
             .await
     }
 
-    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> anyhow::Result<bool> {
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool> {
         let done =
             sqlx::query("UPDATE runs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
                 .bind(lease.until_ms)
@@ -473,7 +471,7 @@ impl RunStore for Store {
                 .bind(&lease.owner)
                 .execute(&self.pool)
                 .await
-                .context("renewing the run's lease")?;
+                .doing("renewing the run's lease")?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -481,12 +479,12 @@ impl RunStore for Store {
         &self,
         lease: &Lease,
         only: Option<&str>,
-    ) -> anyhow::Result<Option<(RunRecord, String)>> {
+    ) -> Result<Option<(RunRecord, String)>> {
         // On PostgreSQL the chain's lock is taken only if an entry is appended
         // (audit::append), so claims by several hosts do not queue on it.
         let mut tx = match self.backend {
             Backend::Sqlite => self.write().await?,
-            Backend::Postgres => self.pool.begin().await.context("starting a claim")?,
+            Backend::Postgres => self.pool.begin().await.doing("starting a claim")?,
         };
         // Approvals past their deadline are decided first, which puts their
         // runs back in the queue.
@@ -510,7 +508,7 @@ impl RunStore for Store {
         .bind(only)
         .fetch_optional(&mut *tx)
         .await
-        .context("claiming a run")?;
+        .doing("claiming a run")?;
         let Some((id, definition)) = claimed else {
             return Ok(None);
         };
@@ -523,14 +521,15 @@ impl RunStore for Store {
         )
         .await?;
         tx.commit().await?;
-        let record = self
-            .record(&id)
-            .await?
-            .context("the claimed run vanished")?;
+        let record = self.record(&id).await?.ok_or_else(|| StoreError::Damaged {
+            run: id.clone(),
+            what: "the run".to_owned(),
+            why: "it vanished while it was claimed".to_owned(),
+        })?;
         Ok(Some((record, definition)))
     }
 
-    async fn step_updated(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
+    async fn step_updated(&self, run_id: &str, step: &StepRecord) -> Result<()> {
         let (run_id, step) = (run_id.to_owned(), step.clone());
         self.writer
             .submit(Box::new(move |conn, head| {
@@ -562,7 +561,7 @@ impl RunStore for Store {
                     .bind(step.ms as i64)
                     .execute(&mut *conn)
                     .await
-                    .with_context(|| format!("recording step `{}`", step.id))?;
+                    .doing_with(|| format!("recording step `{}`", step.id))?;
                     let (kind, body) = match step.status {
                         StepStatus::Running => (
                             "step.started",
@@ -576,7 +575,7 @@ impl RunStore for Store {
             .await
     }
 
-    async fn call_traced(&self, run_id: &str, trace: CallTrace<'_>) -> anyhow::Result<()> {
+    async fn call_traced(&self, run_id: &str, trace: CallTrace<'_>) -> Result<()> {
         if trace.requests.is_empty() && trace.logs.is_empty() && trace.logs_dropped == 0 {
             return Ok(());
         }
@@ -606,7 +605,7 @@ impl RunStore for Store {
                         .bind(&request.refused)
                         .execute(&mut *conn)
                         .await
-                        .context("recording a request")?;
+                        .doing("recording a request")?;
                         let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "request": request });
                         audit::append(conn, head, &run_id, "request", &body).await?;
                     }
@@ -625,7 +624,7 @@ impl RunStore for Store {
                         .bind(&line.at)
                         .execute(&mut *conn)
                         .await
-                        .context("recording a log line")?;
+                        .doing("recording a log line")?;
                     }
                     if dropped > 0 {
                         sqlx::query(
@@ -636,7 +635,7 @@ impl RunStore for Store {
                         .bind(&step_id)
                         .execute(&mut *conn)
                         .await
-                        .context("counting dropped log lines")?;
+                        .doing("counting dropped log lines")?;
                     }
                     if !logs.is_empty() || dropped > 0 {
                         let body = serde_json::json!({ "step": step_id, "item": item, "plugin": plugin, "lines": logs, "dropped": dropped });
@@ -648,7 +647,7 @@ impl RunStore for Store {
             .await
     }
 
-    async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
+    async fn run_finished(&self, run: &RunRecord) -> Result<()> {
         let run = run.clone();
         self.writer
             .submit(Box::new(move |conn, head| {
@@ -668,7 +667,7 @@ impl RunStore for Store {
                         .bind(&run.id)
                         .execute(&mut *conn)
                         .await
-                        .context("recording the run's end")?;
+                        .doing("recording the run's end")?;
                     let mut body = serde_json::json!({ "status": run.status, "output": run.output, "error": run.error });
                     if let Some(classification) = &run.classification {
                         body["classification"] = serde_json::to_value(classification)?;
@@ -684,11 +683,11 @@ impl RunStore for Store {
         run_id: &str,
         step_id: &str,
         request: &ApprovalRequest,
-    ) -> anyhow::Result<ApprovalState> {
+    ) -> Result<ApprovalState> {
         self.open_approval(run_id, step_id, request).await
     }
 
-    async fn run_waiting(&self, run: &RunRecord) -> anyhow::Result<()> {
+    async fn run_waiting(&self, run: &RunRecord) -> Result<()> {
         self.mark_waiting(run).await
     }
 }

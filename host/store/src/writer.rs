@@ -9,12 +9,12 @@
 //! each write is run again in a transaction of its own, so only the failing one
 //! is lost and reported to its caller.
 
-use anyhow::anyhow;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 
 use crate::Backend;
 use crate::audit::Head;
+use crate::error::{Result, StoreError};
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,14 +22,12 @@ use tokio::sync::{mpsc, oneshot};
 /// with the audit chain's head as that transaction knows it. `Fn`, because a
 /// write may run twice (see the module docs).
 pub(crate) type Op = Box<
-    dyn for<'c> Fn(&'c mut AnyConnection, &'c mut Head) -> BoxFuture<'c, anyhow::Result<()>>
-        + Send
-        + Sync,
+    dyn for<'c> Fn(&'c mut AnyConnection, &'c mut Head) -> BoxFuture<'c, Result<()>> + Send + Sync,
 >;
 
 struct Job {
     op: Op,
-    done: oneshot::Sender<anyhow::Result<()>>,
+    done: oneshot::Sender<Result<()>>,
 }
 
 /// Most writes folded into one transaction.
@@ -49,11 +47,12 @@ impl Writer {
     }
 
     /// Runs `op` in the next transaction; returns once it is committed.
-    pub(crate) async fn submit(&self, op: Op) -> anyhow::Result<()> {
+    pub(crate) async fn submit(&self, op: Op) -> Result<()> {
         let (done, committed) = oneshot::channel();
-        let stopped = || anyhow!("the store's writer has stopped");
-        self.jobs.send(Job { op, done }).map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())?
+        self.jobs
+            .send(Job { op, done })
+            .map_err(|_| StoreError::WriterStopped)?;
+        committed.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -82,7 +81,7 @@ async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
         for (job, result) in batch.into_iter().zip(outcome.results) {
             let result = match &outcome.commit {
                 Ok(()) => result,
-                Err(e) => Err(anyhow!("committing: {e}")),
+                Err(e) => Err(StoreError::Write(format!("committing: {e}"))),
             };
             // The caller may have gone (its run was cancelled); nothing to tell.
             let _ = job.done.send(result);
@@ -91,13 +90,15 @@ async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
 }
 
 struct Outcome {
-    results: Vec<anyhow::Result<()>>,
+    results: Vec<Result<()>>,
     commit: Result<(), String>,
 }
 
 fn failed(jobs: usize, e: String) -> Outcome {
     Outcome {
-        results: (0..jobs).map(|_| Err(anyhow!("{e}"))).collect(),
+        results: (0..jobs)
+            .map(|_| Err(StoreError::Write(e.clone())))
+            .collect(),
         commit: Err(e),
     }
 }
@@ -122,7 +123,7 @@ async fn commit(conn: &mut AnyConnection, batch: &mut [Job]) -> Outcome {
             for job in batch.iter() {
                 let result = match transaction(conn, std::iter::once(&job.op)).await {
                     Ok(mut one) => one.pop().unwrap_or(Ok(())),
-                    Err(e) => Err(anyhow!("{e}")),
+                    Err(e) => Err(StoreError::Write(e.to_string())),
                 };
                 results.push(result);
             }
@@ -142,7 +143,7 @@ async fn commit(conn: &mut AnyConnection, batch: &mut [Job]) -> Outcome {
 async fn transaction<'o>(
     conn: &mut AnyConnection,
     ops: impl Iterator<Item = &'o Op>,
-) -> Result<Vec<anyhow::Result<()>>, String> {
+) -> Result<Vec<Result<()>>, String> {
     let begin = match Backend::of(conn) {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
@@ -208,10 +209,13 @@ mod tests {
             writer.submit(insert(2))
         );
         assert!(a.is_ok());
+        let b = b.unwrap_err();
+        let cause = std::error::Error::source(&b).map(ToString::to_string);
         assert!(
-            b.unwrap_err()
-                .to_string()
-                .contains("UNIQUE constraint failed")
+            cause
+                .as_deref()
+                .is_some_and(|c| c.contains("UNIQUE constraint failed")),
+            "{b}: {cause:?}"
         );
         assert!(c.is_ok());
         let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")

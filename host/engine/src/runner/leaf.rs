@@ -63,7 +63,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             record.finished_at = Some(now());
             record.ms = started.elapsed().as_millis() as u64;
         }
-        self.store.step_updated(run_id, record).await
+        Ok(self.store.step_updated(run_id, record).await?)
     }
 
     /// The step's work, filling in its output or error. A step that went on

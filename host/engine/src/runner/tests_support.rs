@@ -115,28 +115,30 @@ impl Memory {
 }
 
 impl RunStore for Memory {
-    async fn run_started(&self, _: &RunRecord, _: &str, _: &Lease) -> anyhow::Result<()> {
+    type Error = std::convert::Infallible;
+
+    async fn run_started(&self, _: &RunRecord, _: &str, _: &Lease) -> Result<(), Self::Error> {
         self.events.lock().unwrap().push("run.started".into());
         Ok(())
     }
-    async fn renew_lease(&self, _: &str, _: &Lease) -> anyhow::Result<bool> {
+    async fn renew_lease(&self, _: &str, _: &Lease) -> Result<bool, Self::Error> {
         Ok(true)
     }
     async fn claim(
         &self,
         _: &Lease,
         _: Option<&str>,
-    ) -> anyhow::Result<Option<(RunRecord, String)>> {
+    ) -> Result<Option<(RunRecord, String)>, Self::Error> {
         Ok(None)
     }
-    async fn step_updated(&self, _: &str, step: &StepRecord) -> anyhow::Result<()> {
+    async fn step_updated(&self, _: &str, step: &StepRecord) -> Result<(), Self::Error> {
         self.events
             .lock()
             .unwrap()
             .push(format!("{}:{}#{}", step.id, step.status, step.attempts));
         Ok(())
     }
-    async fn call_traced(&self, _: &str, trace: CallTrace<'_>) -> anyhow::Result<()> {
+    async fn call_traced(&self, _: &str, trace: CallTrace<'_>) -> Result<(), Self::Error> {
         self.events.lock().unwrap().push(format!(
             "{}:requests:{}",
             trace.step,
@@ -149,7 +151,7 @@ impl RunStore for Memory {
         ));
         Ok(())
     }
-    async fn run_finished(&self, run: &RunRecord) -> anyhow::Result<()> {
+    async fn run_finished(&self, run: &RunRecord) -> Result<(), Self::Error> {
         self.events
             .lock()
             .unwrap()
@@ -161,10 +163,10 @@ impl RunStore for Memory {
         _: &str,
         _: &str,
         _: &ApprovalRequest,
-    ) -> anyhow::Result<ApprovalState> {
+    ) -> Result<ApprovalState, Self::Error> {
         Ok(ApprovalState::Pending)
     }
-    async fn run_waiting(&self, _: &RunRecord) -> anyhow::Result<()> {
+    async fn run_waiting(&self, _: &RunRecord) -> Result<(), Self::Error> {
         self.events.lock().unwrap().push("run.waiting".into());
         Ok(())
     }
