@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex};
 
 use aerie_fasttext::Model;
+use aerie_sdk::classify::{Labels, NoInput};
 use aerie_sdk::{Actions, Error, Plugin};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -93,16 +94,8 @@ pub fn classify(input: Input) -> Result<Output, Error> {
     })
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoInput {}
-
-#[derive(Debug, PartialEq, Serialize, JsonSchema)]
-pub struct Labels {
-    /// Without fastText's `__label__` prefix, most frequent in training first.
-    pub labels: Vec<String>,
-}
-
+/// The model's labels, without fastText's `__label__` prefix, most frequent
+/// in training first.
 pub fn labels(_: NoInput) -> Result<Labels, Error> {
     let labels = match loaded(&model_file()?) {
         Some(model) => model.labels().collect(),

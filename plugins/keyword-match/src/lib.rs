@@ -15,6 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use aerie_sdk::classify::{Labels, NoInput};
 use aerie_sdk::{Actions, Error, Plugin};
 use regex::Regex;
 use schemars::JsonSchema;
@@ -49,16 +50,6 @@ aerie_sdk::export!(KeywordMatch);
 pub struct Input {
     /// The text to match: a subject and body, a ticket.
     pub text: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoInput {}
-
-#[derive(Debug, PartialEq, Serialize, JsonSchema)]
-pub struct Labels {
-    /// Each label once, in the order of the rules.
-    pub labels: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Serialize, JsonSchema)]

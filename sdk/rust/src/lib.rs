@@ -38,6 +38,7 @@
 //! never sees them, so there is nothing here to read a secret with.
 
 mod actions;
+pub mod classify;
 mod error;
 pub mod http;
 pub mod log;

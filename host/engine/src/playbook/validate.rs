@@ -51,7 +51,8 @@ impl Playbook {
                 check.template(text, &all_ids, None);
             }
             for source in &classification.labels_from {
-                check.labels_from(source);
+                let whose = "classification: labels_from";
+                check.action(whose, &source.plugin, &source.action, source.at);
             }
         }
         let mut errors = check.errors;
@@ -109,27 +110,27 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// A classification's label source must be an action of a known plugin.
-    fn labels_from(&mut self, source: &super::LabelSource) {
-        let (plugin, action) = (source.plugin.as_str(), source.action.as_str());
-        let whose = "classification: labels_from";
+    /// Whether `plugin` is known, loads and offers `action`; reports which
+    /// is not the case, prefixed with `whose`.
+    fn action(&mut self, whose: &str, plugin: &str, action: &str, at: Option<Location>) -> bool {
         match self.catalog.plugins.get(plugin) {
-            None => self.error(source.at, format!("{whose}: unknown plugin `{plugin}`")),
+            None => self.error(at, format!("{whose}: unknown plugin `{plugin}`")),
             Some(Err(why)) => self.error(
-                source.at,
+                at,
                 format!("{whose}: plugin `{plugin}` cannot be loaded: {why}"),
             ),
             Some(Ok(actions)) if !actions.contains(action) => {
                 let offered = actions.iter().cloned().collect::<Vec<_>>().join(", ");
                 self.error(
-                    source.at,
+                    at,
                     format!(
                         "{whose}: plugin `{plugin}` has no action `{action}` (it has: {offered})"
                     ),
                 );
             }
-            Some(Ok(_)) => {}
+            Some(Ok(_)) => return true,
         }
+        false
     }
 
     /// The step's own references to the catalog.
@@ -138,31 +139,15 @@ impl<'a> Check<'a> {
         match &step.kind {
             StepKind::Uses(uses) => {
                 let (plugin, action) = (uses.plugin.as_str(), uses.action.as_str());
-                match self.catalog.plugins.get(plugin) {
-                    None => self.error(uses.at, format!("{whose}: unknown plugin `{plugin}`")),
-                    Some(Err(why)) => self.error(
-                        uses.at,
-                        format!("{whose}: plugin `{plugin}` cannot be loaded: {why}"),
-                    ),
-                    Some(Ok(actions)) if !actions.contains(action) => {
-                        let offered = actions.iter().cloned().collect::<Vec<_>>().join(", ");
-                        self.error(
-                            uses.at,
-                            format!("{whose}: plugin `{plugin}` has no action `{action}` (it has: {offered})"),
-                        );
-                    }
-                    Some(Ok(_)) => {
-                        let schema = self
-                            .catalog
-                            .schemas
-                            .get(&(plugin.to_owned(), action.to_owned()));
-                        if let Some(schema) = schema
-                            && uses.for_each.is_none()
-                        {
-                            for problem in literal_problems(schema, &uses.with) {
-                                self.error(step.at, format!("{whose}: input {problem}"));
-                            }
-                        }
+                if self.action(&whose, plugin, action, uses.at)
+                    && uses.for_each.is_none()
+                    && let Some(schema) = self
+                        .catalog
+                        .schemas
+                        .get(&(plugin.to_owned(), action.to_owned()))
+                {
+                    for problem in literal_problems(schema, &uses.with) {
+                        self.error(step.at, format!("{whose}: input {problem}"));
                     }
                 }
             }
