@@ -6,6 +6,7 @@
 //!   (set, log, fail, switch, approval) and called playbooks;
 //! - `uses`: plugin calls: retries, timeouts, the `for_each` window.
 
+mod error;
 mod flow;
 mod leaf;
 mod uses;
@@ -20,7 +21,10 @@ use std::time::Duration;
 use aerie_contract::{epoch_ms, now};
 use serde_json::{Value, json};
 
-use crate::playbook::Playbook;
+pub use error::RunError;
+use error::Stored as _;
+
+use crate::playbook::{Playbook, PlaybookErrors};
 use crate::plugins::Plugins;
 use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::store::{Lease, RunStore};
@@ -28,7 +32,9 @@ use crate::template::Templates;
 use flow::Flow;
 
 /// Finds a playbook by name, for `playbook` steps.
-pub type PlaybookLoader<'a> = &'a (dyn Fn(&str) -> anyhow::Result<Playbook> + Sync);
+pub type PlaybookLoader<'a> = &'a (dyn Fn(&str) -> Result<Playbook, PlaybookErrors> + Sync);
+
+type Result<T, E = RunError> = std::result::Result<T, E>;
 
 /// How deep `playbook` steps may nest, so a playbook that calls itself stops.
 const MAX_DEPTH: usize = 8;
@@ -87,12 +93,16 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
     pub async fn resume(
         &self,
         only: Option<&str>,
-        load: impl Fn(&str) -> anyhow::Result<Playbook>,
-    ) -> anyhow::Result<Option<RunRecord>> {
-        let Some((mut run, definition)) = self.store.claim(&self.lease(), only).await? else {
+        load: impl Fn(&str) -> Result<Playbook, PlaybookErrors>,
+    ) -> Result<Option<RunRecord>> {
+        let Some((mut run, definition)) = self.store.claim(&self.lease(), only).await.stored()?
+        else {
             return Ok(None);
         };
-        let playbook = load(&definition)?;
+        let playbook = load(&definition).map_err(|source| RunError::Definition {
+            run: run.id.clone(),
+            source,
+        })?;
         tracing::info!(run = %run.id, "resuming");
         // Steps that never started have no record yet.
         let mut stored = std::mem::take(&mut run.steps);
@@ -116,10 +126,11 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
 
     /// Runs `playbook` on `input` to its end. Invalid input is an error before
     /// any run is recorded; a failing step is a failed run, not an error.
-    pub async fn run(&self, playbook: &Playbook, input: &Value) -> anyhow::Result<RunRecord> {
-        let inputs = playbook
-            .bind_inputs(input)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", playbook.name))?;
+    pub async fn run(&self, playbook: &Playbook, input: &Value) -> Result<RunRecord> {
+        let inputs = playbook.bind_inputs(input).map_err(|why| RunError::Input {
+            playbook: playbook.name.clone(),
+            why,
+        })?;
         let mut run = RunRecord {
             id: uuid::Uuid::now_v7().to_string(),
             playbook: playbook.name.clone(),
@@ -139,7 +150,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         };
         self.store
             .run_started(&run, playbook.source(), &self.lease())
-            .await?;
+            .await
+            .stored()?;
         self.drive(playbook, &mut run).await?;
         Ok(run)
     }
@@ -147,24 +159,24 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
     /// Executes the steps not yet done, renewing the lease meanwhile. Steps that
     /// succeeded or were skipped (in an earlier process) are not run again; a
     /// step interrupted mid-flight is run again from its start.
-    async fn drive(&self, playbook: &Playbook, run: &mut RunRecord) -> anyhow::Result<()> {
+    async fn drive(&self, playbook: &Playbook, run: &mut RunRecord) -> Result<()> {
         let id = run.id.clone();
         let renew = async {
             loop {
                 tokio::time::sleep(self.lease / 3).await;
-                if !self.store.renew_lease(&id, &self.lease()).await? {
-                    anyhow::bail!("it was taken over by another process");
+                if !self.store.renew_lease(&id, &self.lease()).await.stored()? {
+                    return Err(RunError::LeaseLost { run: id.clone() });
                 }
             }
         };
         let work = self.steps(playbook, run);
         tokio::select! {
             done = work => done,
-            lost = renew => lost.map_err(|e| e.context(format!("run {id}"))),
+            lost = renew => lost,
         }
     }
 
-    async fn steps(&self, playbook: &Playbook, run: &mut RunRecord) -> anyhow::Result<()> {
+    async fn steps(&self, playbook: &Playbook, run: &mut RunRecord) -> Result<()> {
         let mut ctx = json!({ "inputs": run.input, "steps": {} });
         for record in &run.steps {
             if record.status != StepStatus::Pending {
@@ -204,15 +216,17 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             }
         }
         run.finished_at = Some(now());
-        self.store.run_finished(run).await?;
+        self.store.run_finished(run).await.stored()?;
         Ok(())
     }
 
     /// A runner for a called playbook: the same plugins, store and lease
     /// owner, one level deeper.
-    fn nested(&self) -> anyhow::Result<Runner<'a, P, S>> {
+    fn nested(&self) -> Result<Runner<'a, P, S>, String> {
         if self.depth >= MAX_DEPTH {
-            anyhow::bail!("playbooks call each other more than {MAX_DEPTH} deep");
+            return Err(format!(
+                "playbooks call each other more than {MAX_DEPTH} deep"
+            ));
         }
         Ok(Runner {
             plugins: self.plugins,

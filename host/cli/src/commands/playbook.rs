@@ -160,8 +160,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let plugins = RuntimePlugins {
         registry: ctx.registry()?,
     };
-    let load =
-        |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };
+    let load = |name: &str| Playbook::from_file(&resolve(ctx, name));
     let run = runner(ctx, &plugins, &store)
         .playbooks(&load)
         .run(&playbook, &input)
@@ -195,12 +194,9 @@ pub async fn resume(
     let plugins = RuntimePlugins {
         registry: ctx.registry()?,
     };
-    let load_called =
-        |name: &str| -> anyhow::Result<Playbook> { Ok(Playbook::from_file(&resolve(ctx, name))?) };
+    let load_called = |name: &str| Playbook::from_file(&resolve(ctx, name));
     let runner = runner(ctx, &plugins, store).playbooks(&load_called);
-    let load = |source: &str| -> anyhow::Result<Playbook> {
-        Playbook::parse(Path::new("(stored definition)"), source).map_err(anyhow::Error::from)
-    };
+    let load = |source: &str| Playbook::parse(Path::new("(stored definition)"), source);
     let mut resumed = Vec::new();
     while let Some(run) = runner.resume(only, load).await? {
         resumed.push(run);

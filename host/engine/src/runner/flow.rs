@@ -7,7 +7,8 @@ use std::time::Instant;
 use aerie_contract::{ErrorCode, now};
 use serde_json::{Value, json};
 
-use super::Runner;
+use super::error::{RunError, Stored as _};
+use super::{Result, Runner};
 use crate::playbook::{OnError, Step, StepKind};
 use crate::plugins::Plugins;
 use crate::run::{RunRecord, RunStatus, StepError, StepRecord, StepStatus};
@@ -44,14 +45,17 @@ fn finished(record: &StepRecord, step: &Step) -> bool {
         || (record.status == StepStatus::Failed && step.on_error == OnError::Continue)
 }
 
-fn position(run: &RunRecord, id: &str) -> anyhow::Result<usize> {
+fn position(run: &RunRecord, id: &str) -> Result<usize> {
     run.steps
         .iter()
         .position(|r| r.id == id)
-        .ok_or_else(|| anyhow::anyhow!("run {} has no record of step `{id}`", run.id))
+        .ok_or_else(|| RunError::NoRecord {
+            run: run.id.clone(),
+            step: id.to_owned(),
+        })
 }
 
-type Boxed<'s, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 's>>;
+type Boxed<'s, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 's>>;
 
 impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     /// Runs a list of steps in order, descending into branches; steps already
@@ -86,13 +90,13 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         seq: usize,
         run: &mut RunRecord,
         ctx: &mut Value,
-    ) -> anyhow::Result<Flow> {
+    ) -> Result<Flow> {
         let mut record = run.steps[seq].clone();
         self.leaf(&run.id, step, ctx, &mut record).await?;
         if record.status == StepStatus::Waiting {
             run.steps[seq] = record;
             run.status = RunStatus::Waiting;
-            self.store.run_waiting(run).await?;
+            self.store.run_waiting(run).await.stored()?;
             return Ok(Flow::Waiting);
         }
         publish(ctx, &record);
@@ -110,7 +114,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         seq: usize,
         run: &mut RunRecord,
         ctx: &mut Value,
-    ) -> anyhow::Result<Flow> {
+    ) -> Result<Flow> {
         let StepKind::Switch(switch) = &step.kind else {
             return Ok(Flow::Next);
         };
@@ -151,12 +155,12 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         children: &[Step],
         run: &mut RunRecord,
         ctx: &mut Value,
-    ) -> anyhow::Result<Flow> {
+    ) -> Result<Flow> {
         let started = Instant::now();
         let mut record = run.steps[position(run, &step.id)?].clone();
         record.started_at = Some(now());
         record.status = StepStatus::Running;
-        self.store.step_updated(&run.id, &record).await?;
+        self.store.step_updated(&run.id, &record).await.stored()?;
 
         let mut records = Vec::with_capacity(children.len());
         for child in children {
@@ -172,7 +176,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                 .map(|(child, rec)| self.leaf(&run_id, child, &snapshot, rec)),
         )
         .await;
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
 
         let mut outputs = serde_json::Map::new();
         let mut failure = None;
@@ -199,7 +203,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         }
         record.finished_at = Some(now());
         record.ms = started.elapsed().as_millis() as u64;
-        self.store.step_updated(&run.id, &record).await?;
+        self.store.step_updated(&run.id, &record).await.stored()?;
         publish(ctx, &record);
         let seq = position(run, &step.id)?;
         run.steps[seq] = record;
@@ -210,19 +214,17 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     }
 
     /// Marks every step of a branch not taken (and their children) skipped.
-    async fn skip_all(
-        &self,
-        steps: &[Step],
-        run: &mut RunRecord,
-        ctx: &mut Value,
-    ) -> anyhow::Result<()> {
+    async fn skip_all(&self, steps: &[Step], run: &mut RunRecord, ctx: &mut Value) -> Result<()> {
         let mut stack: Vec<&Step> = steps.iter().collect();
         while let Some(step) = stack.pop() {
             stack.extend(step.children());
             let seq = position(run, &step.id)?;
             if run.steps[seq].status == StepStatus::Pending {
                 run.steps[seq].status = StepStatus::Skipped;
-                self.store.step_updated(&run.id, &run.steps[seq]).await?;
+                self.store
+                    .step_updated(&run.id, &run.steps[seq])
+                    .await
+                    .stored()?;
                 publish(ctx, &run.steps[seq]);
             }
         }

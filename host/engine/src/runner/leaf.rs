@@ -7,7 +7,8 @@ use std::time::Instant;
 use aerie_contract::{ErrorCode, epoch_ms, now};
 use serde_json::{Value, json};
 
-use super::Runner;
+use super::error::{Stored as _, chain};
+use super::{Result, Runner};
 use crate::playbook::{ApprovalSpec, Call, Step, StepKind, Templated, Text};
 use crate::plugins::Plugins;
 use crate::run::{RunStatus, StepError, StepRecord, StepStatus};
@@ -34,7 +35,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         step: &Step,
         ctx: &Value,
         record: &mut StepRecord,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let started = Instant::now();
         record.started_at = Some(now());
         // An error from an earlier process's attempt is not this run's.
@@ -51,7 +52,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                 // A plugin step is recorded as started by each attempt (see
                 // `uses`), so a crash mid-call still counts the attempt.
                 if !matches!(step.kind, StepKind::Uses(_)) {
-                    self.store.step_updated(run_id, record).await?;
+                    self.store.step_updated(run_id, record).await.stored()?;
                 }
                 self.execute(run_id, step, ctx, record).await?;
             }
@@ -63,7 +64,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             record.finished_at = Some(now());
             record.ms = started.elapsed().as_millis() as u64;
         }
-        Ok(self.store.step_updated(run_id, record).await?)
+        self.store.step_updated(run_id, record).await.stored()
     }
 
     /// The step's work, filling in its output or error. A step that went on
@@ -74,7 +75,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         step: &Step,
         ctx: &Value,
         record: &mut StepRecord,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let rendered = match &step.kind {
             StepKind::Uses(uses) => return self.uses(run_id, step, uses, ctx, record).await,
             StepKind::Approval(spec) => {
@@ -140,7 +141,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         spec: &ApprovalSpec,
         ctx: &Value,
         record: &mut StepRecord,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let message = match self.render_text(&spec.message, ctx) {
             Ok(message) => message,
             Err(e) => {
@@ -157,7 +158,12 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             }),
             on_timeout: spec.on_timeout,
         };
-        match self.store.approval(run_id, &step.id, &request).await? {
+        match self
+            .store
+            .approval(run_id, &step.id, &request)
+            .await
+            .stored()?
+        {
             ApprovalState::Pending => record.status = StepStatus::Waiting,
             ApprovalState::Decided {
                 approved,
@@ -173,12 +179,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     }
 
     /// Runs the called playbook as a run of its own; its output is the step's.
-    async fn call_playbook(
-        &self,
-        call: &Call,
-        ctx: &Value,
-        record: &mut StepRecord,
-    ) -> anyhow::Result<()> {
+    async fn call_playbook(&self, call: &Call, ctx: &Value, record: &mut StepRecord) -> Result<()> {
         let name = &call.playbook.text;
         let Some(input) = self.render_input(&call.with, ctx, record) else {
             return Ok(());
@@ -187,11 +188,11 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         record.attempts += 1;
         let child = async {
             let Some(load) = self.playbooks else {
-                anyhow::bail!("this runner cannot load playbooks");
+                return Err("this runner cannot load playbooks".to_owned());
             };
             let runner = self.nested()?;
-            let playbook = load(name)?;
-            runner.run(&playbook, &input).await
+            let playbook = load(name).map_err(|e| e.to_string())?;
+            runner.run(&playbook, &input).await.map_err(|e| chain(&e))
         };
         match child.await {
             Ok(child) if child.status == RunStatus::Succeeded => {
@@ -213,7 +214,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             Err(e) => {
                 record.error = Some(StepError::new(
                     ErrorCode::InvalidInput,
-                    format!("playbook `{name}`: {e:#}"),
+                    format!("playbook `{name}`: {e}"),
                 ));
             }
         }

@@ -12,7 +12,8 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::Runner;
+use super::error::Stored as _;
+use super::{Result, Runner};
 use crate::playbook::{OnError, Step, Uses};
 use crate::plugins::{PluginCall, Plugins};
 use crate::run::{StepError, StepLogs, StepRecord, StepStatus};
@@ -33,7 +34,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         uses: &Uses,
         ctx: &Value,
         record: &mut StepRecord,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let (inputs, items) = match &uses.for_each {
             None => {
                 let Some(input) = self.render_input(&uses.with, ctx, record) else {
@@ -144,7 +145,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         items: bool,
         window: usize,
         live: &Mutex<Live>,
-    ) -> anyhow::Result<Vec<PluginCall>> {
+    ) -> Result<Vec<PluginCall>> {
         let stop_at_error = step.on_error == OnError::Fail;
         let mut calls: Vec<Option<PluginCall>> = vec![None; inputs.len()];
         let mut running = FuturesUnordered::new();
@@ -183,14 +184,17 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         item: Option<usize>,
         input: &Value,
         live: &Mutex<Live>,
-    ) -> anyhow::Result<PluginCall> {
+    ) -> Result<PluginCall> {
         let attempts = uses.retry.map_or(1, |r| r.attempts.max(1));
         let mut attempt = 1;
         loop {
             {
                 let mut live = live.lock().await;
                 live.record.attempts += 1;
-                self.store.step_updated(run_id, &live.record).await?;
+                self.store
+                    .step_updated(run_id, &live.record)
+                    .await
+                    .stored()?;
             }
             let called = self.plugins.call(&uses.plugin, &uses.action, input);
             let call = match uses.timeout {
@@ -224,7 +228,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                 logs: &call.logs[..kept],
                 logs_dropped: (call.logs.len() - kept) as u64,
             };
-            self.store.call_traced(run_id, trace).await?;
+            self.store.call_traced(run_id, trace).await.stored()?;
             let retry = match (&call.result, uses.retry) {
                 (Err(e), Some(retry)) if e.retryable && attempt < attempts => retry,
                 _ => return Ok(call),
