@@ -195,3 +195,73 @@ async fn a_slow_upstream_runs_into_the_call_deadline() {
         .unwrap_err();
     assert!(matches!(err.fault, Fault::Deadline(300)), "{err}");
 }
+
+/// `http://user:password@host/`: refused before anything is sent, and the
+/// password is not recorded.
+#[tokio::test]
+async fn credentials_in_a_url_are_refused_and_not_recorded() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = site(&origin, &[&origin]);
+    let plugin = site.load("hostile").await;
+    let report = plugin
+        .call(
+            "fetch",
+            &json!({"url": format!("http://admin:hunter2@{addr}/hello")}),
+        )
+        .await;
+    let err = report.result.unwrap_err();
+    assert!(matches!(err.fault, Fault::Denied(_)), "{err}");
+    assert!(
+        err.to_string().contains("a URL with credentials in it"),
+        "{err}"
+    );
+    assert_eq!(upstream.received().len(), 0, "nothing was sent");
+    assert_eq!(report.requests[0].url, format!("{origin}/hello"));
+    assert!(!format!("{err} {:?}", report.requests).contains("hunter2"));
+}
+
+/// An IPv4 address written as IPv6 (`[::127.0.0.1]`) is judged as the IPv4
+/// address it stands for.
+#[tokio::test]
+async fn ipv4_inside_ipv6_is_still_loopback() {
+    let site = site("http://[::127.0.0.1]:8080", &[]);
+    let plugin = site.load("hostile").await;
+    let err = plugin
+        .call("fetch", &json!({"url": "http://[::127.0.0.1]:8080/"}))
+        .await
+        .result
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("resolves to ::7f00:1 (loopback)"),
+        "{err}"
+    );
+}
+
+/// A call's requests are capped (limits.max_requests): the rest are refused,
+/// not sent, and one record says so.
+#[tokio::test]
+async fn a_call_may_make_only_so_many_requests() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = Site::new();
+    site.hostile("hostile", |m| m).config(&format!(
+        "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\nlimits = {{ max_requests = 5 }}\n"
+    ));
+    let plugin = site.load("hostile").await;
+    let report = plugin
+        .call("flood", &json!({"url": format!("{origin}/hello"), "n": 50}))
+        .await;
+    assert_eq!(
+        report.result.unwrap(),
+        json!({"answered": 5, "refused": 45})
+    );
+    assert_eq!(upstream.received().len(), 5);
+    assert_eq!(report.requests.len(), 6);
+    assert_eq!(
+        report.requests[5].refused.as_deref(),
+        Some("more than 5 requests in one call (limits.max_requests)")
+    );
+}

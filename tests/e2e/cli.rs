@@ -191,6 +191,28 @@ fn jsonl_ends_quietly_when_its_reader_goes_away() {
     );
 }
 
+/// Every command's output goes through writes that report a closed pipe:
+/// `aerie plugin list --json | head` does not panic.
+#[test]
+fn list_ends_quietly_when_nobody_reads() {
+    use std::process::Stdio;
+    let site = site();
+    let mut child = site
+        .aerie()
+        .args(["plugin", "list", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the command writes (it loads plugins first).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()),
+        (Some(0), "")
+    );
+}
+
 #[test]
 fn list_and_inspect() {
     let site = site();

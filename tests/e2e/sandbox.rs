@@ -175,7 +175,7 @@ async fn input_is_checked_against_the_schema_before_the_plugin_runs() {
     assert!(matches!(err.fault, Fault::InvalidInput(_)), "{err}");
     insta::assert_snapshot!(err, @r#"hostile.alloc: invalid-input: input/mb: "lots" is not of type "integer""#);
     let err = call(&plugin, "launch", json!({})).await.unwrap_err();
-    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, log, noop, observe, panic, read, recurse, spin");
+    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, flood, log, noop, observe, panic, read, recurse, spin");
 }
 
 #[tokio::test]
@@ -204,7 +204,7 @@ async fn a_step_plugin_that_imports_http_is_refused_at_load() {
 async fn a_manifest_that_disagrees_with_the_component_is_refused() {
     let site = Site::new();
     site.hostile("hostile", |m| {
-        m.replace("\"log\"]", "\"log\", \"delete-everything\"]")
+        m.replace("\"flood\"]", "\"flood\", \"delete-everything\"]")
     });
     let err = site
         .registry()
@@ -213,7 +213,7 @@ async fn a_manifest_that_disagrees_with_the_component_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.ends_with("the component offers actions [alloc, chatty, fetch, log, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, log, noop, observe, panic, read, recurse, spin]"),
+        err.ends_with("the component offers actions [alloc, chatty, fetch, flood, log, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, flood, log, noop, observe, panic, read, recurse, spin]"),
         "{err}"
     );
 }

@@ -1,3 +1,20 @@
+/// `println!` and `print!` that return the write's error instead of
+/// panicking: when the reader goes away (`aerie plugin list | head`) the
+/// command ends quietly with 0 (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod audit;
 mod classify;
 mod model;

@@ -94,6 +94,15 @@ impl Playbook {
     }
 
     pub fn read_file(path: &Path) -> Parsed {
+        // A file too big to be a playbook is not read at all.
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() > yaml::MAX_BYTES as u64
+        {
+            return Parsed {
+                playbook: Playbook::assemble(path, "", PlaybookParts::default()),
+                errors: vec![yaml::too_big(path, meta.len())],
+            };
+        }
         match std::fs::read_to_string(path) {
             Ok(source) => Playbook::read(path, &source),
             Err(e) => Parsed {

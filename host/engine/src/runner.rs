@@ -51,6 +51,7 @@ pub struct Runner<'a, P, S> {
     templates: Templates,
     owner: String,
     lease: Duration,
+    max_items: usize,
 }
 
 impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
@@ -63,7 +64,14 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             templates: Templates::new(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             lease: Duration::from_secs(15),
+            max_items: 10_000,
         }
+    }
+
+    /// The most items a `for_each` step may have (`[engine] max_items`).
+    pub fn max_items(mut self, max: usize) -> Self {
+        self.max_items = max.max(1);
+        self
     }
 
     /// Where `playbook` steps find the playbooks they call.
@@ -236,6 +244,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             templates: Templates::new(),
             owner: self.owner.clone(),
             lease: self.lease,
+            max_items: self.max_items,
         })
     }
 }

@@ -63,6 +63,9 @@ pub struct EngineConfig {
     /// How long a process's hold on a run lasts without renewal; after that,
     /// `aerie runs resume` (or another server) may take the run over.
     pub lease_seconds: f64,
+    /// The most items one `for_each` step may run over; more is the step's
+    /// error, so a list from outside cannot make a run unbounded.
+    pub max_items: usize,
 }
 
 impl EngineConfig {
@@ -88,6 +91,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             lease_seconds: 15.0,
+            max_items: 10_000,
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct LimitsOverride {
     pub memory_mb: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub max_response_kb: Option<u64>,
+    pub max_requests: Option<u32>,
 }
 
 impl LimitsOverride {
@@ -146,6 +151,7 @@ impl LimitsOverride {
             memory_mb: self.memory_mb.unwrap_or(base.memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_response_kb: self.max_response_kb.unwrap_or(base.max_response_kb),
+            max_requests: self.max_requests.unwrap_or(base.max_requests),
         }
     }
 }
@@ -179,6 +185,13 @@ impl Config {
                     "must be between {shortest} and {longest} (a day), not {}",
                     self.engine.lease_seconds
                 ),
+            ));
+        }
+        if self.engine.max_items == 0 {
+            return Err(Error::invalid(
+                path,
+                "engine.max_items",
+                "must be at least 1",
             ));
         }
         for (name, grant) in &self.plugins {

@@ -178,6 +178,8 @@ pub struct Limits {
     pub timeout_ms: u64,
     /// Largest response body the broker hands the plugin.
     pub max_response_kb: u64,
+    /// Most HTTP requests a single call may make; the rest are refused.
+    pub max_requests: u32,
 }
 
 impl Default for Limits {
@@ -186,6 +188,7 @@ impl Default for Limits {
             memory_mb: 64,
             timeout_ms: 10_000,
             max_response_kb: 10 * 1024,
+            max_requests: 100,
         }
     }
 }
@@ -210,6 +213,13 @@ impl Limits {
                     Self::MAX_MEMORY_MB,
                     self.memory_mb
                 ),
+            ));
+        }
+        if self.max_requests == 0 {
+            return Err(Error::invalid(
+                path,
+                format!("{field}.max_requests"),
+                "must be at least 1",
             ));
         }
         if self.timeout_ms == 0 {
@@ -415,7 +425,7 @@ hosts = ["{{ base_url }}"]
     fn errors_name_the_file_the_line_and_the_field() {
         insta::assert_snapshot!(
             parse(&format!("{VIRUSTOTAL}\n[limits]\nmemory_gb = 1\n")).unwrap_err(),
-            @"plugins/x/plugin.toml:18:1: unknown field `memory_gb`, expected one of `memory_mb`, `timeout_ms`, `max_response_kb`"
+            @"plugins/x/plugin.toml:18:1: unknown field `memory_gb`, expected one of `memory_mb`, `timeout_ms`, `max_response_kb`, `max_requests`"
         );
         insta::assert_snapshot!(
             parse(&VIRUSTOTAL.replace("world = \"integration\"", "world = \"daemon\"")).unwrap_err(),

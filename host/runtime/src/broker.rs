@@ -72,6 +72,8 @@ pub(crate) struct NetworkPolicy {
     pub operator: Vec<OriginPattern>,
     pub credentials: Vec<Credential>,
     pub max_response_bytes: u64,
+    /// Most requests one call may make.
+    pub max_requests: usize,
     pub redactor: Redactor,
     /// TLS settings for HTTPS origins: the public roots plus the operator's
     /// `ca_file`. Built once per loaded plugin.
@@ -203,6 +205,22 @@ fn list(patterns: &[OriginPattern]) -> String {
 }
 
 /// Names the kind of a non-public address, or `None` for a public one.
+/// The IPv4 address an IPv6 one stands for, where it embeds one: mapped
+/// (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`, deprecated but still routed
+/// by some stacks), NAT64 (`64:ff9b::a.b.c.d`, `64:ff9b:1::/48`) and 6to4
+/// (`2002:aabb:ccdd::`). Each is judged as that IPv4 address.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x64, 0xff9b, 1, ..] => Some(low(s[6], s[7])),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        _ => None,
+    }
+}
+
 pub(crate) fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => {
@@ -224,15 +242,14 @@ pub(crate) fn non_public(ip: IpAddr) -> Option<&'static str> {
             }
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_loopback() {
+                return Some("loopback");
+            }
+            if let Some(v4) = embedded_ipv4(v6) {
                 return non_public(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if first & 0xfe00 == 0xfc00 {
+            if first & 0xfe00 == 0xfc00 {
                 Some("private (unique local)")
             } else if first & 0xffc0 == 0xfe80 {
                 Some("link-local")
@@ -306,6 +323,32 @@ async fn send(
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
     let started = Instant::now();
+    // Past the call's budget a request is refused; one record says so, and
+    // the journal does not grow with every further attempt.
+    {
+        let mut journal = lock(&journal);
+        if journal.entries.len() >= policy.max_requests {
+            let reason = format!(
+                "more than {} requests in one call (limits.max_requests)",
+                policy.max_requests
+            );
+            if journal.entries.len() == policy.max_requests {
+                journal.entries.push((
+                    RequestRecord {
+                        method: request.method().to_string(),
+                        url: policy.redactor.redact(&request.uri().to_string()),
+                        status: None,
+                        bytes: 0,
+                        ms: 0,
+                        refused: Some(reason.clone()),
+                    },
+                    Arc::new(AtomicU64::new(0)),
+                ));
+            }
+            journal.refusal = Some(reason);
+            return Err(Error::HttpRequestDenied);
+        }
+    }
     let bytes = Arc::new(AtomicU64::new(0));
     let mut record = RequestRecord {
         method: request.method().to_string(),
@@ -330,13 +373,25 @@ async fn send(
         ));
     };
 
-    let url = match url::Url::parse(&request.uri().to_string()) {
+    let mut url = match url::Url::parse(&request.uri().to_string()) {
         Ok(url) => url,
         Err(e) => {
             finish(record, Some(format!("malformed URL: {e}")));
             return Err(Error::HttpRequestUriInvalid);
         }
     };
+    // Credentials in a URL would travel in the Host header and be recorded;
+    // credentials are the host's to inject.
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        record.url = policy.redactor.redact(url.as_str());
+        finish(
+            record,
+            Some("a URL with credentials in it (user:password@host) is refused: bind a credential in aerie.toml instead".to_owned()),
+        );
+        return Err(Error::HttpRequestDenied);
+    }
     let (origin, addrs) = match policy.vet(&url).await {
         Ok(vetted) => vetted,
         Err(reason) => {
@@ -522,6 +577,18 @@ mod tests {
             ("fd00:ec2::254", Some("private (unique local)")),
             ("fe80::1", Some("link-local")),
             ("::ffff:127.0.0.1", Some("loopback")),
+            // IPv4 embedded in IPv6 is judged as the IPv4 address.
+            ("::127.0.0.1", Some("loopback")),
+            ("::10.0.0.1", Some("private")),
+            (
+                "64:ff9b::169.254.169.254",
+                Some("link-local, where cloud metadata services live"),
+            ),
+            ("64:ff9b:1::a00:1", Some("private")),
+            ("2002:c0a8:101::1", Some("private")),
+            ("2002:808:808::1", None),
+            ("64:ff9b::8.8.8.8", None),
+            ("::", Some("unspecified")),
             ("8.8.8.8", None),
             ("2606:4700::1111", None),
         ];

@@ -182,6 +182,7 @@ impl Plugin {
             operator: granted.operator,
             credentials,
             max_response_bytes: granted.limits.max_response_kb * 1024,
+            max_requests: granted.limits.max_requests as usize,
             redactor: redactor.clone(),
             tls,
         });

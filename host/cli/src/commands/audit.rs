@@ -15,15 +15,18 @@ pub async fn runs(ctx: &Context, command: RunsCommand) -> anyhow::Result<ExitCod
         RunsCommand::List { limit, json } => {
             let runs = store.runs(limit).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                outln!("{}", serde_json::to_string_pretty(&runs)?)?;
             } else if runs.is_empty() {
-                println!("no runs yet");
+                outln!("no runs yet")?;
             } else {
                 for run in runs {
-                    println!(
+                    outln!(
                         "{}  {:<10} {:<24} {}",
-                        run.id, run.status, run.playbook, run.started_at
-                    );
+                        run.id,
+                        run.status,
+                        run.playbook,
+                        run.started_at
+                    )?;
                 }
             }
         }
@@ -35,9 +38,9 @@ pub async fn runs(ctx: &Context, command: RunsCommand) -> anyhow::Result<ExitCod
                 anyhow::bail!("no run `{id}`");
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&run)?);
+                outln!("{}", serde_json::to_string_pretty(&run)?)?;
             } else {
-                print!("{}", markdown(&store.audit_entries(&id).await?, &run));
+                out!("{}", markdown(&store.audit_entries(&id).await?, &run))?;
             }
         }
     }
@@ -49,7 +52,7 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
     match command {
         AuditCommand::Verify => match store.verify_audit().await? {
             Verification::Intact { entries, last } => {
-                println!("audit trail intact: {entries} entries, last hash {last}");
+                outln!("audit trail intact: {entries} entries, last hash {last}")?;
                 Ok(ExitCode::SUCCESS)
             }
             Verification::Broken { seq, why } => {
@@ -63,11 +66,11 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
             };
             let entries = store.audit_entries(&run).await?;
             match format {
-                ExportFormat::Json => println!(
+                ExportFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({ "run": record, "audit": entries }))?
-                ),
-                ExportFormat::Md => print!("{}", markdown(&entries, &record)),
+                )?,
+                ExportFormat::Md => out!("{}", markdown(&entries, &record))?,
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -43,9 +43,9 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
             }
             let predicted = store.correct(&run_id, label, &user).await?;
             if predicted == label {
-                println!("{user} confirmed run {run_id}: {label}");
+                outln!("{user} confirmed run {run_id}: {label}")?;
             } else {
-                println!("{user} corrected run {run_id}: {predicted} -> {label}");
+                outln!("{user} corrected run {run_id}: {predicted} -> {label}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -69,9 +69,9 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
                 store.classifications(&playbook, Some(&month)).await?,
             );
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.table());
+                out!("{}", report.table())?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -75,22 +75,22 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> anyhow::Result<ExitCod
     model
         .save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    println!(
+    outln!(
         "wrote {}: {} words, {} labels, {:.2} s",
         args.output.display(),
         model.words(),
         model.labels().count(),
         started.elapsed().as_secs_f64()
-    );
+    )?;
     if let Some(path) = &args.test {
         let valid = std::fs::read_to_string(path)
             .with_context(|| format!("reading the test data {}", path.display()))?;
         let (right, lines) = precision_at_one(&model, &valid);
-        println!(
+        outln!(
             "precision at 1 on {}: {:.3} ({right} of {lines})",
             path.display(),
             right as f64 / lines.max(1) as f64
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -128,7 +128,7 @@ pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCo
     let mut failed = 0;
     for path in paths {
         match load_valid(ctx, ctx.registry()?, path).await {
-            Ok(_) => println!("{}: ok", path.display()),
+            Ok(_) => outln!("{}: ok", path.display())?,
             Err(errors) => {
                 failed += 1;
                 for error in errors {
@@ -166,9 +166,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         .run(&playbook, &input)
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&run_json(&run))?);
+        outln!("{}", serde_json::to_string_pretty(&run_json(&run))?)?;
     } else {
-        print_run(&run);
+        print_run(&run)?;
     }
     Ok(match run.status {
         RunStatus::Succeeded | RunStatus::Waiting => ExitCode::SUCCESS,
@@ -181,7 +181,9 @@ fn runner<'a>(
     plugins: &'a RuntimePlugins<'a>,
     store: &'a Store,
 ) -> Runner<'a, RuntimePlugins<'a>, Store> {
-    Runner::new(plugins, store).lease_duration(ctx.config.engine.lease())
+    Runner::new(plugins, store)
+        .lease_duration(ctx.config.engine.lease())
+        .max_items(ctx.config.engine.max_items)
 }
 
 /// `aerie runs resume [ID]`: finishes the runs whose process died.
@@ -210,15 +212,15 @@ pub async fn resume(
         );
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&resumed.iter().map(run_json).collect::<Vec<_>>())?
-        );
+        )?;
     } else if resumed.is_empty() {
-        println!("no run to resume");
+        outln!("no run to resume")?;
     } else {
         for run in &resumed {
-            print_run(run);
+            print_run(run)?;
         }
     }
     let all_succeeded = resumed
@@ -237,12 +239,12 @@ pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Resu
         ApprovalsCommand::List { json } => {
             let pending = store.pending_approvals().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&pending)?);
+                outln!("{}", serde_json::to_string_pretty(&pending)?)?;
             } else if pending.is_empty() {
-                println!("no pending approvals");
+                outln!("no pending approvals")?;
             } else {
                 for a in pending {
-                    println!(
+                    outln!(
                         "{}  run {} step {}: {} of {} from [{}] so far: [{}]\n    {}",
                         a.id,
                         a.run_id,
@@ -252,7 +254,7 @@ pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Resu
                         a.approvers.join(", "),
                         a.approvals.join(", "),
                         a.message
-                    );
+                    )?;
                 }
             }
             return Ok(ExitCode::SUCCESS);
@@ -272,16 +274,18 @@ pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Resu
         .await?;
     let verb = if approve { "approved" } else { "rejected" };
     let Some(run_id) = settled else {
-        println!(
+        outln!(
             "{} {verb} approval {}; it needs more approvals",
-            decision.user, decision.id
-        );
+            decision.user,
+            decision.id
+        )?;
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
+    outln!(
         "{} {verb} approval {}; resuming run {run_id}",
-        decision.user, decision.id
-    );
+        decision.user,
+        decision.id
+    )?;
     resume(ctx, &store, Some(&run_id), false).await
 }
 
@@ -303,33 +307,34 @@ fn run_json(run: &RunRecord) -> Value {
     })
 }
 
-fn print_run(run: &RunRecord) {
-    println!(
+fn print_run(run: &RunRecord) -> std::io::Result<()> {
+    outln!(
         "run {} of {}: {}",
         run.id,
         run.playbook,
         run.status.as_str()
-    );
+    )?;
     for step in &run.steps {
         let error = step
             .error
             .as_ref()
             .map(|e| format!("  {}: {}", e.code, e.message))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {:<20} {:<10} {:>6} ms{error}",
             step.id,
             step.status.as_str(),
             step.ms
-        );
+        )?;
     }
     if let Some(error) = &run.error {
-        println!("error: {error}");
+        outln!("error: {error}")?;
     }
     if !run.output.is_null() {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&run.output).unwrap_or_default()
-        );
+        )?;
     }
+    Ok(())
 }

@@ -54,17 +54,17 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         });
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no plugins in {}", ctx.config.plugins_dir.display());
+        outln!("no plugins in {}", ctx.config.plugins_dir.display())?;
     }
     for row in &rows {
         let name = row["name"].as_str().unwrap_or_default();
         match row["error"].as_str() {
-            Some(error) => println!("{name:<16} NOT LOADED: {error}"),
-            None => println!(
+            Some(error) => outln!("{name:<16} NOT LOADED: {error}")?,
+            None => outln!(
                 "{name:<16} {:<8} {:<12} {}",
                 row["version"].as_str().unwrap_or_default(),
                 row["world"].as_str().unwrap_or_default(),
@@ -76,7 +76,7 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join(", "))
                     .unwrap_or_default(),
-            ),
+            )?,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -110,43 +110,45 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
         "unconfigured": plugin.unconfigured,
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{} {} ({} world)",
         plugin.name(),
         plugin.version(),
         plugin.world().as_str()
-    );
+    )?;
     if !plugin.manifest.description.is_empty() {
-        println!("  {}", plugin.manifest.description);
+        outln!("  {}", plugin.manifest.description)?;
     }
-    println!("component  {}", plugin.component_path.display());
-    println!("sha256     {}", plugin.sha256);
-    println!(
+    outln!("component  {}", plugin.component_path.display())?;
+    outln!("sha256     {}", plugin.sha256)?;
+    outln!(
         "limits     {} MiB memory, {} ms per call, {} KiB per response",
-        plugin.limits.memory_mb, plugin.limits.timeout_ms, plugin.limits.max_response_kb
-    );
+        plugin.limits.memory_mb,
+        plugin.limits.timeout_ms,
+        plugin.limits.max_response_kb
+    )?;
     if let Some(dir) = &plugin.data_dir {
-        println!("data       {} (read-only, as /data)", dir.display());
+        outln!("data       {} (read-only, as /data)", dir.display())?;
     }
     match plugin.warm_max() {
-        0 => println!("instances  a fresh one per call"),
-        n => println!(
+        0 => outln!("instances  a fresh one per call")?,
+        n => outln!(
             "instances  reused: up to {n} kept warm (later calls see what earlier ones left in memory)"
-        ),
+        )?,
     }
-    println!(
+    outln!(
         "network    {}",
         if plugin.allowed.is_empty() {
             "none".to_owned()
         } else {
             plugin.allowed.join(", ")
         }
-    );
+    )?;
     for cred in &plugin.credentials {
-        println!(
+        outln!(
             "credential {} ({}, to {}): {}",
             cred.name,
             cred.apply,
@@ -154,16 +156,16 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
             cred.bound_to
                 .as_deref()
                 .map_or("not bound".to_owned(), |b| format!("bound to {b}"))
-        );
+        )?;
     }
     if let Some(why) = &plugin.unconfigured {
-        println!("NOT CALLABLE {why}");
+        outln!("NOT CALLABLE {why}")?;
     }
-    println!("actions");
+    outln!("actions")?;
     for action in &plugin.actions {
-        println!("  {:<14} {}", action.name, action.description);
-        println!("    input  {}", action.input_schema);
-        println!("    output {}", action.output_schema);
+        outln!("  {:<14} {}", action.name, action.description)?;
+        outln!("    input  {}", action.input_schema)?;
+        outln!("    output {}", action.output_schema)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -186,7 +188,7 @@ async fn call_once(plugin: &Plugin, action: &str, input: &Value) -> anyhow::Resu
     }
     match report.result {
         Ok(output) => {
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            outln!("{}", serde_json::to_string_pretty(&output)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

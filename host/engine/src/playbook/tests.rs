@@ -314,3 +314,21 @@ classification:
         ["ioc-extract", "nosuch"]
     );
 }
+
+#[test]
+fn a_file_too_big_to_be_a_playbook_is_refused_unread() {
+    let padding = format!("# {}\n", "x".repeat(1 << 20));
+    let source = format!("name: big\nsteps: []\n{padding}");
+    insta::assert_snapshot!(errors(&source), @"pb.yaml: the file is 1048599 bytes; a playbook may be at most 1024 KiB");
+    let dir = std::env::temp_dir().join(format!("aerie-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.yaml");
+    std::fs::write(&path, &source).unwrap();
+    let parsed = Playbook::read_file(&path);
+    assert!(
+        parsed.errors[0]
+            .message
+            .starts_with("the file is 1048599 bytes")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

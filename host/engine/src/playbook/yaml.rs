@@ -20,6 +20,9 @@ use super::step::{Templated, Text};
 /// How deep values may nest; deeper is refused before anything recurses.
 pub(super) const MAX_DEPTH: usize = 64;
 
+/// The largest playbook file read: the shipped ones are a few KiB.
+pub const MAX_BYTES: usize = 1 << 20;
+
 pub(super) fn at(node: &Node) -> Option<Location> {
     // A block mapping's own mark is where the parser saw its first `:`; its
     // first key is where a reader sees it begin.
@@ -44,6 +47,9 @@ fn location(marker: &marked_yaml::Marker) -> Location {
 
 /// Parses the document into nodes; a syntax error is the one error.
 pub(super) fn parse(file: &Path, source: &str) -> Result<Node, PlaybookError> {
+    if source.len() > MAX_BYTES {
+        return Err(too_big(file, source.len() as u64));
+    }
     if let Some(at) = too_deep(source) {
         return Err(PlaybookError {
             file: file.to_owned(),
@@ -83,6 +89,18 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Node, PlaybookError> {
             message,
         }
     })
+}
+
+/// The error for a file over [`MAX_BYTES`].
+pub(super) fn too_big(file: &Path, bytes: u64) -> PlaybookError {
+    PlaybookError {
+        file: file.to_owned(),
+        at: None,
+        message: format!(
+            "the file is {bytes} bytes; a playbook may be at most {} KiB",
+            MAX_BYTES / 1024
+        ),
+    }
 }
 
 /// Where the nesting of the document first passes [`MAX_DEPTH`]: read from

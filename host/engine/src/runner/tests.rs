@@ -385,3 +385,25 @@ classification:
     );
     assert_eq!(run.classification, None);
 }
+
+#[tokio::test]
+async fn a_for_each_over_too_many_items_fails_the_step_before_any_call() {
+    let source =
+        "name: t\nsteps:\n  - id: each\n    for_each: \"{{ range(6) | list }}\"\n    uses: p.a\n";
+    let playbook = Playbook::parse(Path::new("t.yaml"), source).unwrap();
+    let plugins = Scripted::new(vec![]);
+    let store = Memory::default();
+    let run = Runner::new(&plugins, &store)
+        .max_items(5)
+        .run(&playbook, &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some(
+            "step `each`: invalid-input: `for_each` gave 6 items; a step may have at most 5 ([engine] max_items)"
+        )
+    );
+    assert!(plugins.calls.lock().unwrap().is_empty());
+}

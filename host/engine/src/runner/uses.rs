@@ -120,9 +120,18 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                 return None;
             }
         };
+        if items.len() > self.max_items {
+            record.error = Some(super::leaf::template_error(format!(
+                "`for_each` gave {} items; a step may have at most {} ([engine] max_items)",
+                items.len(),
+                self.max_items
+            )));
+            return None;
+        }
+        // One copy of the context for all items, not one per item.
+        let mut item_ctx = ctx.clone();
         let mut inputs = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
-            let mut item_ctx = ctx.clone();
             item_ctx["item"] = item;
             item_ctx["index"] = json!(index);
             inputs.push(self.render_input(&uses.with, &item_ctx, record)?);

@@ -32,6 +32,11 @@ impl Plugin for Hostile {
                 "Log `lines` lines of `message` through wasi:logging",
                 log,
             )
+            .action(
+                "flood",
+                "Request `url` `n` times; count what was answered and refused",
+                flood,
+            )
     }
 }
 
@@ -194,4 +199,27 @@ fn log(input: Log) -> Result<Nothing, Error> {
         aerie_sdk::log::info(&format!("{} {n}", input.message));
     }
     Ok(Nothing {})
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Flood {
+    url: String,
+    n: u32,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Flooded {
+    answered: u32,
+    refused: u32,
+}
+
+fn flood(input: Flood) -> Result<Flooded, Error> {
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..input.n {
+        match http::get(&input.url).send() {
+            Ok(_) => answered += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    Ok(Flooded { answered, refused })
 }
