@@ -208,7 +208,10 @@ fn list_ends_quietly_when_nobody_reads() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()),
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
         (Some(0), "")
     );
 }

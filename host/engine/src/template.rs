@@ -7,6 +7,35 @@
 use minijinja::Environment;
 use serde_json::Value;
 
+/// Instructions one template may run: far above what a playbook's templates
+/// need (a loop over a thousand items is tens of thousands), far below a loop
+/// that would hold a worker for minutes.
+const FUEL: u64 = 1_000_000;
+
+/// The most one template may render to, in bytes (JSON for a sole
+/// expression's value).
+pub const MAX_RENDERED: usize = 1 << 20;
+
+/// A writer that only counts, to size a value without building its text.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_big(text: &str, bytes: usize) -> String {
+    format!(
+        "`{text}` renders to {bytes} bytes; a template may render at most {} KiB",
+        MAX_RENDERED / 1024
+    )
+}
+
 /// The template environment playbooks are rendered with.
 pub struct Templates {
     env: Environment<'static>,
@@ -22,6 +51,7 @@ impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(FUEL));
         Templates { env }
     }
 
@@ -62,15 +92,30 @@ impl Templates {
             if value.is_undefined() {
                 return Ok(Value::Null);
             }
-            return serde_json::to_value(&value).map_err(|e| format!("`{text}`: {e}"));
+            if let Some(string) = value.as_str()
+                && string.len() > MAX_RENDERED
+            {
+                return Err(too_big(text, string.len()));
+            }
+            let value = serde_json::to_value(&value).map_err(|e| format!("`{text}`: {e}"))?;
+            let mut size = Counter(0);
+            serde_json::to_writer(&mut size, &value).map_err(|e| format!("`{text}`: {e}"))?;
+            if size.0 > MAX_RENDERED {
+                return Err(too_big(text, size.0));
+            }
+            return Ok(value);
         }
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Value::String(text.to_owned()));
         }
-        self.env
+        let rendered = self
+            .env
             .render_str(text, ctx)
-            .map(Value::String)
-            .map_err(|e| format!("`{text}`: {e}"))
+            .map_err(|e| format!("`{text}`: {e}"))?;
+        if rendered.len() > MAX_RENDERED {
+            return Err(too_big(text, rendered.len()));
+        }
+        Ok(Value::String(rendered))
     }
 
     /// Renders every string inside `value`.
@@ -139,6 +184,40 @@ mod tests {
                 .contains("syntax error")
         );
         assert!(t.check("hello {% if %}").is_err());
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel_and_a_huge_one_is_refused() {
+        let t = Templates::new();
+        let ctx = json!({});
+        let looping =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let err = t.render_str(looping, &ctx).unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+        let err = t.render_str("{{ 'a' * 2000000 }}", &ctx).unwrap_err();
+        assert_eq!(
+            err,
+            "`{{ 'a' * 2000000 }}` renders to 2000000 bytes; a template may render at most 1024 KiB"
+        );
+        let err = t.render_str("x{{ 'a' * 2000000 }}", &ctx).unwrap_err();
+        assert!(
+            err.ends_with("renders to 2000001 bytes; a template may render at most 1024 KiB"),
+            "{err}"
+        );
+        let err = t
+            .render_str("{{ ['aaaaaaaaaa'] * 200000 }}", &ctx)
+            .unwrap_err();
+        assert!(
+            err.contains("a template may render at most 1024 KiB"),
+            "{err}"
+        );
+        // Ordinary work is far inside both limits.
+        let items: Vec<u32> = (0..1000).collect();
+        let ctx = json!({ "items": items });
+        let out = t
+            .render_str("{% for i in items %}{{ i }},{% endfor %}", &ctx)
+            .unwrap();
+        assert!(out.as_str().unwrap().starts_with("0,1,2,"));
     }
 
     #[test]

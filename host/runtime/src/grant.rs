@@ -35,13 +35,20 @@ pub(crate) struct CredentialGrant {
     pub source: Option<SecretSource>,
 }
 
+/// Instructions a manifest template may run (an origin needs a handful).
+const TEMPLATE_FUEL: u64 = 10_000;
+
 /// Matches `manifest` against `grant`; the error names what disagrees.
 pub(crate) fn grant(manifest: &Manifest, grant: &PluginGrant) -> Result<Grant, String> {
     let settings = settings(manifest, grant)?;
     // Both files bound their limits when they are read.
     let limits = grant.limits.apply(manifest.limits);
+    // A manifest's templates are a vendor's code run at load: bounded, so a
+    // looping one is an error, not a hung `aerie plugin list`.
+    let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
     let render = |entry: &str, field: &str| -> Result<OriginPattern, String> {
-        let rendered = minijinja::Environment::new()
+        let rendered = env
             .render_str(entry, &settings)
             .map_err(|e| format!("{field} entry `{entry}`: {e}"))?;
         OriginPattern::parse(&rendered).map_err(|e| format!("{field}: {e}"))
@@ -197,6 +204,21 @@ actions = ["classify"]
             origins(&grant.credentials[0].hosts),
             ["http://10.0.0.5:8080"]
         );
+    }
+
+    #[test]
+    fn a_looping_manifest_template_is_an_error_not_a_hang() {
+        let looping = JIRA.replace(
+            r#"allow = ["{{ base_url }}"]"#,
+            r#"allow = ["{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ base_url }}"]"#,
+        );
+        let err = granted(
+            &looping,
+            "[plugins.jira]\nsettings = { project = \"SOC\" }\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("network.allow entry `{% for i"), "{err}");
+        assert!(err.contains("fuel"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,26 @@ use crate::state::CallState;
 /// is dropped and one line says so.
 const MAX_LOG_LINES: usize = 1000;
 const MAX_LOG_LINE: usize = 4096;
+/// A line's context is a module name or so; more is cut.
+const MAX_CONTEXT: usize = 256;
+
+/// `text` cut to at most `max` bytes (on a character boundary) and marked,
+/// in an allocation of its own size: truncating in place would keep the
+/// whole of a megabyte line alive.
+fn shortened(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let cut = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    const MARK: &str = " [truncated]";
+    let mut short = String::with_capacity(cut + MARK.len());
+    short.push_str(&text[..cut]);
+    short.push_str(MARK);
+    short
+}
 
 impl logging::Host for CallState {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
@@ -24,18 +44,13 @@ impl logging::Host for CallState {
         };
         match self.logs.len() {
             n if n < MAX_LOG_LINES => {
-                let mut message = self.redactor.redact(&message);
-                if message.len() > MAX_LOG_LINE {
-                    let cut = (0..=MAX_LOG_LINE)
-                        .rev()
-                        .find(|&i| message.is_char_boundary(i))
-                        .unwrap_or(0);
-                    message.truncate(cut);
-                    message.push_str(" [truncated]");
-                }
+                // Redacted whole, then cut: a cut first could leave half a
+                // secret where the redactor no longer sees it.
+                let message = shortened(self.redactor.redact(&message), MAX_LOG_LINE);
+                let context = shortened(self.redactor.redact(&context), MAX_CONTEXT);
                 self.logs.push(LogLine {
                     level: level.to_owned(),
-                    context: self.redactor.redact(&context),
+                    context,
                     message,
                     at: aerie_contract::now(),
                 });
@@ -48,5 +63,20 @@ impl logging::Host for CallState {
             }),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_into_an_allocation_of_its_own_size() {
+        let long = "é".repeat(1 << 19); // 1 MiB
+        let cut = shortened(long, MAX_LOG_LINE);
+        assert!(cut.ends_with(" [truncated]"));
+        assert!(cut.len() <= MAX_LOG_LINE + " [truncated]".len());
+        assert_eq!(cut.capacity(), cut.len());
+        assert_eq!(shortened("short".to_owned(), 10), "short");
     }
 }
