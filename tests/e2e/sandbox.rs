@@ -244,3 +244,40 @@ async fn a_restart_reuses_the_compiled_plugin() {
     assert_eq!(second.cache_stats(), Some((1, 0)), "loaded from the cache");
     still_serves(&plugin).await;
 }
+
+/// A manifest asks within the site's ceilings (`[limits]`): a vendor's
+/// connector does not choose its own; the operator's grant for the plugin does.
+#[tokio::test]
+async fn a_manifest_cannot_grant_itself_more_than_the_site_allows() {
+    let greedy = |m: String| m.replace("memory_mb = 32", "memory_mb = 200");
+    let site = Site::new();
+    site.hostile("hostile", greedy)
+        .config("[limits]\nmemory_mb = 100\n");
+    let plugin = site.load("hostile").await;
+    assert_eq!(
+        (plugin.manifest.limits.memory_mb, plugin.limits.memory_mb),
+        (200, 100)
+    );
+    let err = call(&plugin, "alloc", json!({"mb": 150}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.fault, Fault::Memory(100)), "{err}");
+
+    let site = Site::new();
+    site.hostile("hostile", greedy)
+        .config("[limits]\nmemory_mb = 100\n\n[plugins.hostile]\nlimits = { memory_mb = 200 }\n");
+    let plugin = site.load("hostile").await;
+    assert_eq!(
+        call(&plugin, "alloc", json!({"mb": 150})).await.unwrap()["allocated_mb"],
+        150
+    );
+
+    // `aerie plugin inspect` shows both.
+    let ran = crate::harness::run(
+        site.aerie()
+            .args(["plugin", "inspect", "hostile", "--json"]),
+    );
+    let view: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(view["limits"]["memory_mb"], 200);
+    assert_eq!(view["limits_asked"]["memory_mb"], 200);
+}

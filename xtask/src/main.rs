@@ -357,7 +357,7 @@ fn fasttext_bench(wasm_dir: &Path) -> anyhow::Result<()> {
     std::fs::write(
         site.join("aerie.toml"),
         format!(
-            "[plugins.fasttext]\ndata = {:?}\nsettings = {{ model = \"model.bin\" }}\n",
+            "[plugins.fasttext]\ndata = {:?}\nsettings = {{ model = \"model.bin\" }}\nlimits = {{ memory_mb = 1024 }}\n",
             work.display().to_string()
         ),
     )?;

@@ -11,6 +11,12 @@
 //! allow = ["http://127.0.0.1:8080"]
 //! credentials.api_key = { env = "VT_API_KEY" }
 //! limits = { memory_mb = 64, timeout_ms = 10000 }
+//!
+//! [limits]            # site ceilings over every manifest's asks (these are the defaults)
+//! memory_mb = 256
+//! timeout_ms = 30000
+//! max_response_kb = 10240
+//! max_requests = 100
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,6 +38,10 @@ pub struct Config {
     pub playbooks_dir: PathBuf,
     pub store: StoreConfig,
     pub engine: EngineConfig,
+    /// Site ceilings (`[limits]`): what a manifest may ask for at most. A
+    /// vendor's connector does not choose its own ceiling; an operator's
+    /// per-plugin `limits` may still grant more.
+    pub limits: SiteLimits,
     pub plugins: BTreeMap<String, PluginGrant>,
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -44,6 +54,7 @@ impl Default for Config {
             playbooks_dir: PathBuf::from("playbooks"),
             store: StoreConfig::default(),
             engine: EngineConfig::default(),
+            limits: SiteLimits::default(),
             plugins: BTreeMap::new(),
             users: BTreeMap::new(),
         }
@@ -96,6 +107,24 @@ impl Default for EngineConfig {
     }
 }
 
+/// `[limits]`: the site's ceilings over what manifests ask for; each one
+/// left out is [`crate::Limits::CEILING`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteLimits(pub crate::Limits);
+
+impl Default for SiteLimits {
+    fn default() -> Self {
+        SiteLimits(crate::Limits::CEILING)
+    }
+}
+
+impl<'de> Deserialize<'de> for SiteLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let given = LimitsOverride::deserialize(d)?;
+        Ok(SiteLimits(given.apply(crate::Limits::CEILING)))
+    }
+}
+
 /// What the operator grants one plugin.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +143,9 @@ pub struct PluginGrant {
     pub limits: LimitsOverride,
     /// A read-only folder the plugin sees as `/data`.
     pub data: Option<PathBuf>,
+    /// The site's ceilings ([`Config::limits`]), filled in by [`Config::grant`].
+    #[serde(skip)]
+    pub ceiling: SiteLimits,
     /// Extra certificate authorities (PEM) trusted for this plugin's HTTPS
     /// origins, beside the public ones: an on-premises server's private CA.
     pub ca_file: Option<PathBuf>,
@@ -194,6 +226,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.limits.0.validate(path, "limits")?;
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
             for origin in &grant.allow {
@@ -225,9 +258,12 @@ impl Config {
         }
     }
 
-    /// The grant for `plugin`, or the empty grant.
+    /// The grant for `plugin`, or the empty grant, under the site's ceilings.
     pub fn grant(&self, plugin: &str) -> PluginGrant {
-        self.plugins.get(plugin).cloned().unwrap_or_default()
+        PluginGrant {
+            ceiling: self.limits,
+            ..self.plugins.get(plugin).cloned().unwrap_or_default()
+        }
     }
 }
 
@@ -345,7 +381,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `plugins`, `users`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `plugins`, `users`"
         );
     }
 }

@@ -12,7 +12,8 @@ mod manifest;
 mod origin;
 
 pub use config::{
-    Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, StoreConfig, UserConfig,
+    Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits, StoreConfig,
+    UserConfig,
 };
 pub use error::{Error, Location};
 pub use manifest::{

@@ -194,6 +194,25 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The site ceilings when aerie.toml names none: a manifest asking for
+    /// more gets these.
+    pub const CEILING: Limits = Limits {
+        memory_mb: 256,
+        timeout_ms: 30_000,
+        max_response_kb: 10 * 1024,
+        max_requests: 100,
+    };
+
+    /// These limits, none above `ceiling`.
+    pub fn within(self, ceiling: Limits) -> Limits {
+        Limits {
+            memory_mb: self.memory_mb.min(ceiling.memory_mb),
+            timeout_ms: self.timeout_ms.min(ceiling.timeout_ms),
+            max_response_kb: self.max_response_kb.min(ceiling.max_response_kb),
+            max_requests: self.max_requests.min(ceiling.max_requests),
+        }
+    }
+
     /// The largest memory cap a manifest or operator may set; the pooling
     /// allocator reserves this much address space per slot.
     pub const MAX_MEMORY_MB: u32 = 4096;

@@ -41,8 +41,10 @@ const TEMPLATE_FUEL: u64 = 10_000;
 /// Matches `manifest` against `grant`; the error names what disagrees.
 pub(crate) fn grant(manifest: &Manifest, grant: &PluginGrant) -> Result<Grant, String> {
     let settings = settings(manifest, grant)?;
-    // Both files bound their limits when they are read.
-    let limits = grant.limits.apply(manifest.limits);
+    // A manifest asks, within the site's ceilings; the operator's own
+    // per-plugin values stand, above a ceiling too. Both files bound their
+    // limits when they are read.
+    let limits = grant.limits.apply(manifest.limits.within(grant.ceiling.0));
     // A manifest's templates are a vendor's code run at load: bounded, so a
     // looping one is an error, not a hung `aerie plugin list`.
     let mut env = minijinja::Environment::new();
@@ -203,6 +205,26 @@ actions = ["classify"]
         assert_eq!(
             origins(&grant.credentials[0].hosts),
             ["http://10.0.0.5:8080"]
+        );
+    }
+
+    #[test]
+    fn a_manifest_asks_within_the_sites_ceilings_and_the_operator_decides() {
+        let greedy = format!(
+            "{CLASSIFIER}\n[limits]\nmemory_mb = 4096\ntimeout_ms = 600000\nmax_requests = 5\n"
+        );
+        let limits = |operator: &str| {
+            let l = granted(&greedy, operator).unwrap().limits;
+            (l.memory_mb, l.timeout_ms, l.max_requests)
+        };
+        // The defaults' ceilings: 256 MiB, 30 s; asking for less is kept.
+        assert_eq!(limits(""), (256, 30_000, 5));
+        // A site with other ceilings.
+        assert_eq!(limits("[limits]\nmemory_mb = 1024\n"), (1024, 30_000, 5));
+        // The operator's own grant for this plugin stands above a ceiling.
+        assert_eq!(
+            limits("[plugins.classify]\nlimits = { memory_mb = 2048, timeout_ms = 60000 }\n"),
+            (2048, 60_000, 5)
         );
     }
 

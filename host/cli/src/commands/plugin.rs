@@ -100,11 +100,9 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
         "actions": plugin.actions,
         "allowed_origins": plugin.allowed,
         "credentials": plugin.credentials,
-        "limits": {
-            "memory_mb": plugin.limits.memory_mb,
-            "timeout_ms": plugin.limits.timeout_ms,
-            "max_response_kb": plugin.limits.max_response_kb,
-        },
+        // What the site granted, and what the manifest asked for.
+        "limits": limits_json(&plugin.limits),
+        "limits_asked": limits_json(&plugin.manifest.limits),
         "data_dir": plugin.data_dir,
         "warm_instances": plugin.warm_max(),
         "unconfigured": plugin.unconfigured,
@@ -124,12 +122,10 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
     }
     outln!("component  {}", plugin.component_path.display())?;
     outln!("sha256     {}", plugin.sha256)?;
-    outln!(
-        "limits     {} MiB memory, {} ms per call, {} KiB per response",
-        plugin.limits.memory_mb,
-        plugin.limits.timeout_ms,
-        plugin.limits.max_response_kb
-    )?;
+    outln!("limits     {}", limits_text(&plugin.limits))?;
+    if plugin.manifest.limits != plugin.limits {
+        outln!("  asked    {}", limits_text(&plugin.manifest.limits))?;
+    }
     if let Some(dir) = &plugin.data_dir {
         outln!("data       {} (read-only, as /data)", dir.display())?;
     }
@@ -249,4 +245,20 @@ async fn call_lines(plugin: &Plugin, action: &str) -> anyhow::Result<ExitCode> {
 
 fn error_json(err: &CallError) -> Value {
     json!({"error": {"code": err.code(), "message": err.message()}})
+}
+
+fn limits_json(limits: &aerie_manifest::Limits) -> Value {
+    json!({
+        "memory_mb": limits.memory_mb,
+        "timeout_ms": limits.timeout_ms,
+        "max_response_kb": limits.max_response_kb,
+        "max_requests": limits.max_requests,
+    })
+}
+
+fn limits_text(limits: &aerie_manifest::Limits) -> String {
+    format!(
+        "{} MiB memory, {} ms per call, {} KiB per response, {} requests per call",
+        limits.memory_mb, limits.timeout_ms, limits.max_response_kb, limits.max_requests
+    )
 }
