@@ -39,6 +39,14 @@ type Result<T, E = RunError> = std::result::Result<T, E>;
 /// How deep `playbook` steps may nest, so a playbook that calls itself stops.
 const MAX_DEPTH: usize = 8;
 
+/// How many runs one root run may start through `playbook` steps, its
+/// callees' included: depth alone would let a playbook that calls itself
+/// ten times a level start a hundred million.
+pub const MAX_CALLED_RUNS: usize = 256;
+
+/// The count of runs started under one root run, shared by its callees.
+type Family = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
 /// The shortest and longest lease (as `[engine] lease_seconds` allows).
 pub const LEASE_BOUNDS: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(86_400));
@@ -52,6 +60,10 @@ pub struct Runner<'a, P, S> {
     owner: String,
     lease: Duration,
     max_items: usize,
+    /// A called run's family (the root's count); `None` at the root, which
+    /// keeps one per run it is driving in `families`.
+    family: Option<Family>,
+    families: std::sync::Mutex<std::collections::HashMap<String, Family>>,
 }
 
 impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
@@ -65,6 +77,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             lease: Duration::from_secs(15),
             max_items: 10_000,
+            family: None,
+            families: Default::default(),
         }
     }
 
@@ -225,15 +239,38 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         }
         run.finished_at = Some(now());
         self.store.run_finished(run).await.stored()?;
+        if self.family.is_none() {
+            self.families
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&run.id);
+        }
         Ok(())
     }
 
-    /// A runner for a called playbook: the same plugins, store and lease
-    /// owner, one level deeper.
-    fn nested(&self) -> Result<Runner<'a, P, S>, String> {
+    /// A runner for a playbook that run `run_id` calls: the same plugins,
+    /// store and lease owner, one level deeper, counted in the root run's
+    /// family.
+    fn nested(&self, run_id: &str) -> Result<Runner<'a, P, S>, String> {
         if self.depth >= MAX_DEPTH {
             return Err(format!(
                 "playbooks call each other more than {MAX_DEPTH} deep"
+            ));
+        }
+        let family = match &self.family {
+            Some(family) => family.clone(),
+            None => self
+                .families
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(run_id.to_owned())
+                .or_default()
+                .clone(),
+        };
+        let started = family.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if started > MAX_CALLED_RUNS {
+            return Err(format!(
+                "the run and the playbooks it calls may start at most {MAX_CALLED_RUNS} runs together"
             ));
         }
         Ok(Runner {
@@ -245,6 +282,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             owner: self.owner.clone(),
             lease: self.lease,
             max_items: self.max_items,
+            family: Some(family),
+            families: Default::default(),
         })
     }
 }

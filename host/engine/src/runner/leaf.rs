@@ -81,7 +81,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             StepKind::Approval(spec) => {
                 return self.approval(run_id, step, spec, ctx, record).await;
             }
-            StepKind::Playbook(call) => return self.call_playbook(call, ctx, record).await,
+            StepKind::Playbook(call) => return self.call_playbook(run_id, call, ctx, record).await,
             // Run by the block, never here.
             StepKind::Parallel(_) => return Ok(()),
             StepKind::Set(value) => self.templates.render(&value.value, ctx),
@@ -179,7 +179,13 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     }
 
     /// Runs the called playbook as a run of its own; its output is the step's.
-    async fn call_playbook(&self, call: &Call, ctx: &Value, record: &mut StepRecord) -> Result<()> {
+    async fn call_playbook(
+        &self,
+        run_id: &str,
+        call: &Call,
+        ctx: &Value,
+        record: &mut StepRecord,
+    ) -> Result<()> {
         let name = &call.playbook.text;
         let Some(input) = self.render_input(&call.with, ctx, record) else {
             return Ok(());
@@ -190,7 +196,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             let Some(load) = self.playbooks else {
                 return Err("this runner cannot load playbooks".to_owned());
             };
-            let runner = self.nested()?;
+            let runner = self.nested(run_id)?;
             let playbook = load(name).map_err(|e| e.to_string())?;
             runner.run(&playbook, &input).await.map_err(|e| chain(&e))
         };

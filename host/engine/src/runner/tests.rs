@@ -407,3 +407,36 @@ async fn a_for_each_over_too_many_items_fails_the_step_before_any_call() {
     );
     assert!(plugins.calls.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_playbook_that_fans_out_into_itself_is_stopped_by_the_run_budget() {
+    // Four calls of itself per level: 4^8 runs by depth alone.
+    let source = "name: fan\nsteps:\n  - { id: a, playbook: fan, on_error: continue }\n  - { id: b, playbook: fan, on_error: continue }\n  - { id: c, playbook: fan, on_error: continue }\n  - { id: d, playbook: fan, on_error: continue }\n";
+    let playbook = Playbook::parse(Path::new("fan.yaml"), source).unwrap();
+    let load = |_: &str| Playbook::parse(Path::new("fan.yaml"), source);
+    let plugins = Scripted::new(vec![]);
+    let store = Memory::default();
+    let run = Runner::new(&plugins, &store)
+        .playbooks(&load)
+        .run(&playbook, &json!({}))
+        .await
+        .unwrap();
+    let started = store
+        .events()
+        .iter()
+        .filter(|e| *e == "run.started")
+        .count();
+    assert_eq!(
+        started,
+        super::MAX_CALLED_RUNS + 1,
+        "the root and its budget"
+    );
+    let refused = run.steps.iter().filter_map(|s| s.error.as_ref());
+    assert!(
+        refused
+            .clone()
+            .any(|e| e.message.contains("may start at most 256 runs together")),
+        "{:?}",
+        refused.collect::<Vec<_>>()
+    );
+}
