@@ -7,6 +7,7 @@
 mod approvals;
 mod audit;
 mod broker;
+mod checkpoints;
 mod cli;
 mod fasttext;
 mod harness;

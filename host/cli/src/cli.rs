@@ -180,8 +180,17 @@ pub enum RunsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; name the first entry that does not match (exit 1).
+    /// Recompute the hash chain; name the first entry that does not match, and
+    /// check it against the latest signed checkpoint when `[audit]` is set (exit 1).
     Verify,
+    /// Sign a checkpoint of the chain now, append it to `[audit] checkpoints`
+    /// and print it, for an external witness.
+    Checkpoint,
+    /// Write a new checkpoint signing key to FILE (and its public key to FILE.pub).
+    Keygen {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// A run as a checklist a person reads: every step, what ran it, when, how
     /// long, what came out.
     Export {

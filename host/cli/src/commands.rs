@@ -28,16 +28,34 @@ use crate::context::Context;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context::open(cli.config.as_deref())?;
-    match cli.command {
-        Command::Plugin(command) => plugin::run(&ctx, command).await,
-        Command::Run(args) => playbook::run(&ctx, args).await,
+    // Commands that extend the audit chain sign a checkpoint of it as they end.
+    let writes = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Runs(crate::cli::RunsCommand::Resume { .. })
+            | Command::Approvals(crate::cli::ApprovalsCommand::Approve(_))
+            | Command::Approvals(crate::cli::ApprovalsCommand::Reject(_))
+            | Command::Classify(crate::cli::ClassifyCommand::Correct { .. })
+    );
+    let code = command(&ctx, cli.command).await;
+    if writes && ctx.config.audit.checkpointing().is_some() {
+        let store = aerie_store::Store::open(&ctx.config.store_url()).await?;
+        audit::checkpoint(&ctx, &store, false).await?;
+    }
+    code
+}
+
+async fn command(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Plugin(command) => plugin::run(ctx, command).await,
+        Command::Run(args) => playbook::run(ctx, args).await,
         Command::Playbook(PlaybookCommand::Validate { paths }) => {
-            playbook::validate(&ctx, &paths).await
+            playbook::validate(ctx, &paths).await
         }
-        Command::Runs(command) => audit::runs(&ctx, command).await,
-        Command::Audit(command) => audit::audit(&ctx, command).await,
-        Command::Approvals(command) => playbook::approvals(&ctx, command).await,
-        Command::Classify(command) => classify::run(&ctx, command).await,
-        Command::Model(command) => model::run(&ctx, command).await,
+        Command::Runs(command) => audit::runs(ctx, command).await,
+        Command::Audit(command) => audit::audit(ctx, command).await,
+        Command::Approvals(command) => playbook::approvals(ctx, command).await,
+        Command::Classify(command) => classify::run(ctx, command).await,
+        Command::Model(command) => model::run(ctx, command).await,
     }
 }

@@ -42,6 +42,7 @@ pub struct Config {
     /// vendor's connector does not choose its own ceiling; an operator's
     /// per-plugin `limits` may still grant more.
     pub limits: SiteLimits,
+    pub audit: AuditConfig,
     pub plugins: BTreeMap<String, PluginGrant>,
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -55,6 +56,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             engine: EngineConfig::default(),
             limits: SiteLimits::default(),
+            audit: AuditConfig::default(),
             plugins: BTreeMap::new(),
             users: BTreeMap::new(),
         }
@@ -104,6 +106,29 @@ impl Default for EngineConfig {
             lease_seconds: 15.0,
             max_items: 10_000,
         }
+    }
+}
+
+/// `[audit]`: signed checkpoints of the audit chain, kept outside the
+/// database so that truncating or rewriting it is detected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The Ed25519 signing key (`aerie audit keygen` writes one); keep it
+    /// where the database's writer cannot read or replace it.
+    pub signing_key_file: Option<PathBuf>,
+    /// Where checkpoints are appended, one JSON line each: a file the
+    /// database's writer cannot rewrite (another volume, an append-only log).
+    pub checkpoints: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// Both paths, when checkpoints are configured.
+    pub fn checkpointing(&self) -> Option<(&Path, &Path)> {
+        Some((
+            self.signing_key_file.as_deref()?,
+            self.checkpoints.as_deref()?,
+        ))
     }
 }
 
@@ -227,6 +252,13 @@ impl Config {
             ));
         }
         self.limits.0.validate(path, "limits")?;
+        if self.audit.signing_key_file.is_some() != self.audit.checkpoints.is_some() {
+            return Err(Error::invalid(
+                path,
+                "audit",
+                "give both `signing_key_file` and `checkpoints`, or neither",
+            ));
+        }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
             for origin in &grant.allow {
@@ -381,7 +413,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `plugins`, `users`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`"
         );
     }
 }

@@ -12,8 +12,8 @@ mod manifest;
 mod origin;
 
 pub use config::{
-    Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits, StoreConfig,
-    UserConfig,
+    AuditConfig, Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits,
+    StoreConfig, UserConfig,
 };
 pub use error::{Error, Location};
 pub use manifest::{

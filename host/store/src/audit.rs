@@ -167,6 +167,21 @@ impl Store {
         })
     }
 
+    /// The hash of entry `n` of the chain (1-based, in chain order), if the
+    /// chain has so many.
+    pub async fn audit_hash_at(&self, n: u64) -> Result<Option<String>> {
+        if n == 0 {
+            return Ok(Some(GENESIS.to_owned()));
+        }
+        let offset = i64::try_from(n - 1).unwrap_or(i64::MAX);
+        Ok(
+            sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq LIMIT 1 OFFSET $1")
+                .bind(offset)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// A run's entries, in order.
     pub async fn audit_entries(&self, run_id: &str) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(

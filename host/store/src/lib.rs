@@ -16,6 +16,7 @@ use sqlx::{Connection as _, Executor as _};
 
 pub mod approvals;
 pub mod audit;
+pub mod checkpoint;
 pub mod classify;
 mod error;
 mod run_store;
@@ -25,6 +26,7 @@ mod writer;
 pub use approvals::{Approval, DecisionError};
 
 pub use audit::{AuditEntry, Verification};
+pub use checkpoint::Checkpoint;
 pub use classify::{Classification, CorrectionError};
 pub use error::{Result, StoreError};
 

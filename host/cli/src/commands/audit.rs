@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use aerie_store::{AuditEntry, Store, Verification};
+use aerie_store::{AuditEntry, Checkpoint, Store, Verification, checkpoint};
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::cli::{AuditCommand, ExportFormat, RunsCommand};
@@ -48,18 +49,20 @@ pub async fn runs(ctx: &Context, command: RunsCommand) -> anyhow::Result<ExitCod
 }
 
 pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    if let AuditCommand::Keygen { out } = &command {
+        return keygen(out);
+    }
     let store = Store::open(&ctx.config.store_url()).await?;
     match command {
-        AuditCommand::Verify => match store.verify_audit().await? {
-            Verification::Intact { entries, last } => {
-                outln!("audit trail intact: {entries} entries, last hash {last}")?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Verification::Broken { seq, why } => {
-                eprintln!("aerie: audit entry {seq} does not match: {why}");
-                Ok(ExitCode::from(1))
-            }
-        },
+        AuditCommand::Verify => verify(ctx, &store).await,
+        AuditCommand::Checkpoint => {
+            let Some(checkpoint) = checkpoint(ctx, &store, true).await? else {
+                anyhow::bail!("no `[audit]` signing_key_file and checkpoints in the config");
+            };
+            outln!("{}", serde_json::to_string_pretty(&checkpoint)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Keygen { .. } => Ok(ExitCode::SUCCESS),
         AuditCommand::Export { run, format } => {
             let Some(record) = store.run(&run).await? else {
                 anyhow::bail!("no run `{run}`");
@@ -75,6 +78,115 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The chain, then (with `[audit]` set) the chain against the latest signed
+/// checkpoint: fewer entries than it recorded is a truncation, another hash
+/// at its length a rewrite, no checkpoint or a bad signature a failure too.
+async fn verify(ctx: &Context, store: &Store) -> anyhow::Result<ExitCode> {
+    let (entries, last) = match store.verify_audit().await? {
+        Verification::Intact { entries, last } => (entries, last),
+        Verification::Broken { seq, why } => {
+            eprintln!("aerie: audit entry {seq} does not match: {why}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Some((key_file, checkpoints)) = ctx.config.audit.checkpointing() else {
+        outln!(
+            "audit trail intact: {entries} entries, last hash {last} (no [audit] checkpoints configured: truncation cannot be detected)"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let key = read_key(key_file)?.verifying_key();
+    let refuse = |why: String| {
+        eprintln!("aerie: audit trail not verified: {why}");
+        Ok(ExitCode::from(1))
+    };
+    let Some(checkpoint) = Checkpoint::latest(checkpoints).map_err(anyhow::Error::msg)? else {
+        return refuse(format!(
+            "no checkpoint in {}: removed, or never written",
+            checkpoints.display()
+        ));
+    };
+    if let Err(why) = checkpoint.verify(&key) {
+        return refuse(format!("the checkpoint of {}: {why}", checkpoint.at));
+    }
+    if entries < checkpoint.entries {
+        return refuse(format!(
+            "the trail has {entries} entries but the checkpoint of {} signed {}: entries were removed",
+            checkpoint.at, checkpoint.entries
+        ));
+    }
+    if store.audit_hash_at(checkpoint.entries).await?.as_deref() != Some(&checkpoint.head) {
+        return refuse(format!(
+            "entry {} is not the one the checkpoint of {} signed: the chain was rewritten",
+            checkpoint.entries, checkpoint.at
+        ));
+    }
+    outln!(
+        "audit trail intact: {entries} entries, last hash {last}; the first {} match the checkpoint of {}",
+        checkpoint.entries,
+        checkpoint.at
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs and appends a checkpoint of the chain's head when `[audit]` is set
+/// and (unless `always`) the head moved since the latest one.
+pub async fn checkpoint(
+    ctx: &Context,
+    store: &Store,
+    always: bool,
+) -> anyhow::Result<Option<Checkpoint>> {
+    let Some((key_file, checkpoints)) = ctx.config.audit.checkpointing() else {
+        return Ok(None);
+    };
+    let key = read_key(key_file)?;
+    let (entries, head) = match store.verify_audit().await? {
+        Verification::Intact { entries, last } => (entries, last),
+        // A broken chain is not signed; `audit verify` names the entry.
+        Verification::Broken { .. } => return Ok(None),
+    };
+    let latest = Checkpoint::latest(checkpoints).map_err(anyhow::Error::msg)?;
+    if !always && latest.is_some_and(|c| c.entries == entries && c.head == head) {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint::sign(&key, entries, &head);
+    checkpoint
+        .append(checkpoints)
+        .map_err(anyhow::Error::msg)
+        .context("writing the audit checkpoint")?;
+    Ok(Some(checkpoint))
+}
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the audit signing key {}", path.display()))?;
+    checkpoint::signing_key(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| path.display().to_string())
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (secret, public) = checkpoint::generate_key().map_err(anyhow::Error::msg)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    writeln!(file, "{secret}")?;
+    let public_path = out.with_extension("pub");
+    std::fs::write(&public_path, format!("{public}\n"))
+        .with_context(|| format!("writing {}", public_path.display()))?;
+    outln!(
+        "wrote the signing key to {} (keep it off the database's host) and its public key to {}",
+        out.display(),
+        public_path.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn short(value: &Value, max: usize) -> String {

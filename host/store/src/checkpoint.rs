@@ -1,0 +1,128 @@
+//! Signed checkpoints of the audit chain, kept outside the database, as
+//! transparency logs do (Certificate Transparency, Sigstore's Rekor): whoever
+//! can write the database can delete its last entries or rewrite the chain
+//! and recompute every hash, but cannot sign a checkpoint of the result
+//! without the key, which lives elsewhere. `aerie audit verify` checks the
+//! chain against the latest checkpoint.
+//!
+//! A checkpoint is one JSON line appended to a file the operator chooses:
+//! `{"entries", "head", "at", "key", "signature"}`, the signature an Ed25519
+//! one (ed25519-dalek) over `aerie audit checkpoint v1\n{entries}\n{head}\n{at}\n`.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// A signed statement: the chain had `entries` entries, the last `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub entries: u64,
+    pub head: String,
+    pub at: String,
+    /// The signer's public key, hex.
+    pub key: String,
+    /// Ed25519, hex.
+    pub signature: String,
+}
+
+fn message(entries: u64, head: &str, at: &str) -> Vec<u8> {
+    format!("aerie audit checkpoint v1\n{entries}\n{head}\n{at}\n").into_bytes()
+}
+
+/// A new signing key: (secret, public), each as hex.
+pub fn generate_key() -> Result<(String, String), String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a key: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    Ok((
+        hex::encode(key.to_bytes()),
+        hex::encode(key.verifying_key().to_bytes()),
+    ))
+}
+
+/// The signing key written as hex (as `aerie audit keygen` writes it).
+pub fn signing_key(text: &str) -> Result<SigningKey, String> {
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("the audit signing key is not 64 hex digits (as `aerie audit keygen` writes it)")?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+impl Checkpoint {
+    pub fn sign(key: &SigningKey, entries: u64, head: &str) -> Checkpoint {
+        let at = aerie_engine::now();
+        let signature = key.sign(&message(entries, head, &at));
+        Checkpoint {
+            entries,
+            head: head.to_owned(),
+            key: hex::encode(key.verifying_key().to_bytes()),
+            signature: hex::encode(signature.to_bytes()),
+            at,
+        }
+    }
+
+    /// Whether `key` signed this checkpoint as it reads.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), String> {
+        let refused = "its signature does not verify with the configured key";
+        let bytes: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(refused)?;
+        key.verify_strict(
+            &message(self.entries, &self.head, &self.at),
+            &Signature::from_bytes(&bytes),
+        )
+        .map_err(|_| refused.to_owned())
+    }
+
+    /// Appends the checkpoint to `path` as one JSON line.
+    pub fn append(&self, path: &Path) -> Result<(), String> {
+        let line = serde_json::to_string(self).map_err(|e| e.to_string())?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{line}").map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The last checkpoint in `path`; `None` when the file is missing or empty.
+    pub fn latest(path: &Path) -> Result<Option<Checkpoint>, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
+            return Ok(None);
+        };
+        serde_json::from_str(line)
+            .map(Some)
+            .map_err(|e| format!("{}: the last checkpoint is not one: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_verifies_with_its_key_only_and_only_as_signed() {
+        let (secret, _) = generate_key().unwrap();
+        let key = signing_key(&secret).unwrap();
+        let checkpoint = Checkpoint::sign(&key, 7, "ab12");
+        assert_eq!(checkpoint.verify(&key.verifying_key()), Ok(()));
+        let (other, _) = generate_key().unwrap();
+        let other = signing_key(&other).unwrap().verifying_key();
+        assert!(checkpoint.verify(&other).is_err());
+        let forged = Checkpoint {
+            entries: 5,
+            ..checkpoint.clone()
+        };
+        assert!(forged.verify(&key.verifying_key()).is_err());
+        assert!(signing_key("not hex").is_err());
+    }
+}
