@@ -265,3 +265,30 @@ async fn a_call_may_make_only_so_many_requests() {
         Some("more than 5 requests in one call (limits.max_requests)")
     );
 }
+
+/// TRACE (and TRACK) would have the upstream echo the request, injected
+/// credentials included: refused, nothing sent.
+#[tokio::test]
+async fn trace_is_refused() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = site(&origin, &[&origin]);
+    let plugin = site.load("hostile").await;
+    for method in ["TRACE", "track"] {
+        let report = plugin
+            .call(
+                "fetch",
+                &json!({"url": format!("{origin}/hello"), "method": method}),
+            )
+            .await;
+        let err = report.result.unwrap_err();
+        assert!(matches!(err.fault, Fault::Denied(_)), "{method}: {err}");
+        assert!(
+            err.to_string()
+                .contains("is refused: the upstream would echo"),
+            "{err}"
+        );
+    }
+    assert_eq!(upstream.received().len(), 0, "nothing was sent");
+}

@@ -380,6 +380,21 @@ async fn send(
             return Err(Error::HttpRequestUriInvalid);
         }
     };
+    // An upstream answering TRACE echoes the request, injected credentials
+    // included, back to the plugin.
+    if ["TRACE", "TRACK"]
+        .iter()
+        .any(|m| request.method().as_str().eq_ignore_ascii_case(m))
+    {
+        finish(
+            record,
+            Some(format!(
+                "{} is refused: the upstream would echo the request, with the credentials the host injected, to the plugin",
+                request.method()
+            )),
+        );
+        return Err(Error::HttpRequestDenied);
+    }
     // Credentials in a URL would travel in the Host header and be recorded;
     // credentials are the host's to inject.
     if !url.username().is_empty() || url.password().is_some() {

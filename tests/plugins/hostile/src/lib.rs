@@ -101,6 +101,9 @@ struct Fetch {
     url: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// GET unless given, sent as written (`TRACE`, `TRACK`...).
+    #[serde(default)]
+    method: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -111,7 +114,11 @@ struct Fetched {
 }
 
 fn fetch(input: Fetch) -> Result<Fetched, Error> {
-    let mut request = http::get(&input.url);
+    use aerie_sdk::bindings::wasi::http::types::Method;
+    let mut request = match input.method {
+        Some(method) => http::Request::new(Method::Other(method), &input.url),
+        None => http::get(&input.url),
+    };
     for (name, value) in &input.headers {
         request = request.header(name, value);
     }
