@@ -97,6 +97,27 @@ async fn deleting_the_last_entries_is_detected() {
         "{}",
         ran.stderr
     );
+    // Nothing signs over it: neither a witness's request nor the next run.
+    let checkpoints = || std::fs::read_to_string(site.path().join("checkpoints.jsonl")).unwrap();
+    let before = checkpoints();
+    let ran = aerie(&site, &["audit", "checkpoint"]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("not signing a checkpoint"),
+        "{}",
+        ran.stderr
+    );
+    let ran = aerie(
+        &site,
+        &["run", "triage.yaml", "--input", r#"{"text": "10.9.9.9"}"#],
+    );
+    assert!(
+        ran.stderr.contains("not signing a checkpoint"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(checkpoints(), before);
+    assert_eq!(verify(&site).code, 1);
 }
 
 /// Change an entry and recompute every hash after it, as someone who knows

@@ -167,6 +167,22 @@ impl Store {
         })
     }
 
+    /// How many entries the chain has and the last one's hash (the genesis
+    /// hash for an empty chain), read without verifying anything.
+    pub async fn audit_head(&self) -> Result<(u64, String)> {
+        let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
+        let head: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok((
+            u64::try_from(entries).unwrap_or(0),
+            head.unwrap_or_else(|| GENESIS.to_owned()),
+        ))
+    }
+
     /// The hash of entry `n` of the chain (1-based, in chain order), if the
     /// chain has so many.
     pub async fn audit_hash_at(&self, n: u64) -> Result<Option<String>> {

@@ -56,11 +56,17 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
     match command {
         AuditCommand::Verify => verify(ctx, &store).await,
         AuditCommand::Checkpoint => {
-            let Some(checkpoint) = checkpoint(ctx, &store, true).await? else {
+            if ctx.config.audit.checkpointing().is_none() {
                 anyhow::bail!("no `[audit]` signing_key_file and checkpoints in the config");
-            };
-            outln!("{}", serde_json::to_string_pretty(&checkpoint)?)?;
-            Ok(ExitCode::SUCCESS)
+            }
+            match checkpoint(ctx, &store, true).await? {
+                Some(checkpoint) => {
+                    outln!("{}", serde_json::to_string_pretty(&checkpoint)?)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                // Refused, and said why.
+                None => Ok(ExitCode::from(1)),
+            }
         }
         AuditCommand::Keygen { .. } => Ok(ExitCode::SUCCESS),
         AuditCommand::Export { run, format } => {
@@ -142,14 +148,25 @@ pub async fn checkpoint(
         return Ok(None);
     };
     let key = read_key(key_file)?;
-    let (entries, head) = match store.verify_audit().await? {
-        Verification::Intact { entries, last } => (entries, last),
-        // A broken chain is not signed; `audit verify` names the entry.
-        Verification::Broken { .. } => return Ok(None),
-    };
+    // Signing the head costs two queries, not a walk of the chain; but a head
+    // that does not extend the last checkpoint (entries removed, or the
+    // chain rewritten since) is not signed, so a later checkpoint cannot
+    // cover up an earlier tampering. `audit verify` says what is wrong.
+    let (entries, head) = store.audit_head().await?;
     let latest = Checkpoint::latest(checkpoints).map_err(anyhow::Error::msg)?;
-    if !always && latest.is_some_and(|c| c.entries == entries && c.head == head) {
-        return Ok(None);
+    if let Some(latest) = &latest {
+        let extends = entries >= latest.entries
+            && store.audit_hash_at(latest.entries).await?.as_deref() == Some(&latest.head);
+        if !extends {
+            eprintln!(
+                "aerie: not signing a checkpoint: the audit trail no longer extends the checkpoint of {} (run `aerie audit verify`)",
+                latest.at
+            );
+            return Ok(None);
+        }
+        if !always && latest.entries == entries && latest.head == head {
+            return Ok(None);
+        }
     }
     let checkpoint = Checkpoint::sign(&key, entries, &head);
     checkpoint
