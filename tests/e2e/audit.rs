@@ -42,17 +42,7 @@ fn site_with_runs(n: usize) -> (Site, Vec<String>) {
 }
 
 async fn tamper(site: &Site, sql: &str) {
-    let url = format!("sqlite://{}", site.path().join(".aerie/aerie.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    // What someone with the database file can do: the triggers do not stop them.
-    sqlx::query("DROP TRIGGER IF EXISTS audit_no_update")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("DROP TRIGGER IF EXISTS audit_no_delete")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = site.tamper().await;
     sqlx::query(sql).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
 }

@@ -23,12 +23,38 @@ fn site(base_url: &str, allow: &[&str]) -> Site {
     site
 }
 
-#[tokio::test]
-async fn a_granted_origin_is_reached_and_recorded() {
+/// A local upstream and the hostile plugin granted its origin.
+struct Granted {
+    upstream: std::sync::Arc<Upstream>,
+    addr: std::net::SocketAddr,
+    origin: String,
+    site: Site,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn granted() -> Granted {
     let upstream = Upstream::new();
     let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
     let origin = format!("http://{addr}");
     let site = site(&origin, &[&origin]);
+    Granted {
+        upstream,
+        addr,
+        origin,
+        site,
+        _server,
+    }
+}
+
+#[tokio::test]
+async fn a_granted_origin_is_reached_and_recorded() {
+    let Granted {
+        upstream,
+        origin,
+        site,
+        _server,
+        ..
+    } = granted().await;
     let plugin = site.load("hostile").await;
     let report = plugin
         .call("fetch", &json!({"url": format!("{origin}/hello")}))
@@ -109,10 +135,13 @@ async fn cloud_metadata_is_denied_even_when_the_manifest_allows_it() {
 
 #[tokio::test]
 async fn guest_set_credential_headers_are_refused() {
-    let upstream = Upstream::new();
-    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
-    let origin = format!("http://{addr}");
-    let site = site(&origin, &[&origin]);
+    let Granted {
+        upstream,
+        origin,
+        site,
+        _server,
+        ..
+    } = granted().await;
     let plugin = site.load("hostile").await;
     for header in [
         "Authorization",
@@ -149,10 +178,13 @@ async fn guest_set_credential_headers_are_refused() {
 
 #[tokio::test]
 async fn a_response_over_the_cap_is_cut_off() {
-    let upstream = Upstream::new();
-    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
-    let origin = format!("http://{addr}");
-    let site = site(&origin, &[&origin]);
+    let Granted {
+        addr,
+        origin,
+        site,
+        _server,
+        ..
+    } = granted().await;
     let plugin = site.load("hostile").await;
     // 64 KiB cap in the manifest.
     assert_eq!(
@@ -200,10 +232,14 @@ async fn a_slow_upstream_runs_into_the_call_deadline() {
 /// password is not recorded.
 #[tokio::test]
 async fn credentials_in_a_url_are_refused_and_not_recorded() {
-    let upstream = Upstream::new();
-    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
-    let origin = format!("http://{addr}");
-    let site = site(&origin, &[&origin]);
+    let Granted {
+        upstream,
+        addr,
+        origin,
+        site,
+        _server,
+        ..
+    } = granted().await;
     let plugin = site.load("hostile").await;
     let report = plugin
         .call(
@@ -270,10 +306,13 @@ async fn a_call_may_make_only_so_many_requests() {
 /// credentials included: refused, nothing sent.
 #[tokio::test]
 async fn trace_is_refused() {
-    let upstream = Upstream::new();
-    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
-    let origin = format!("http://{addr}");
-    let site = site(&origin, &[&origin]);
+    let Granted {
+        upstream,
+        origin,
+        site,
+        _server,
+        ..
+    } = granted().await;
     let plugin = site.load("hostile").await;
     for method in ["TRACE", "track"] {
         let report = plugin

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{Connection as _, Row as _};
+use sqlx::Row as _;
 
 use crate::harness::{Ran, Site, run};
 
@@ -37,19 +37,6 @@ fn site() -> Site {
         assert_eq!(ran.code, 0, "{}", ran.stderr);
     }
     site
-}
-
-async fn db(site: &Site) -> sqlx::SqliteConnection {
-    let url = format!("sqlite://{}", site.path().join(".aerie/aerie.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    // What someone with the database file can do: the triggers do not stop them.
-    for trigger in ["audit_no_update", "audit_no_delete"] {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    conn
 }
 
 fn verify(site: &Site) -> Ran {
@@ -85,7 +72,7 @@ fn every_run_ends_with_a_signed_checkpoint_that_verify_checks() {
 #[tokio::test]
 async fn deleting_the_last_entries_is_detected() {
     let site = site();
-    let mut conn = db(&site).await;
+    let mut conn = site.tamper().await;
     sqlx::query("DELETE FROM audit WHERE seq > (SELECT max(seq) - 3 FROM audit)")
         .execute(&mut conn)
         .await
@@ -126,7 +113,7 @@ async fn deleting_the_last_entries_is_detected() {
 #[tokio::test]
 async fn a_rewritten_chain_is_detected() {
     let site = site();
-    let mut conn = db(&site).await;
+    let mut conn = site.tamper().await;
     let rows = sqlx::query("SELECT seq, at, run_id, kind, body FROM audit ORDER BY seq")
         .fetch_all(&mut conn)
         .await

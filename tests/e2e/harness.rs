@@ -136,6 +136,21 @@ impl Site {
         }
     }
 
+    /// A connection to the site's SQLite store with the audit trail's
+    /// triggers dropped: what someone holding the database file can do.
+    pub async fn tamper(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", self.path().join(".aerie/aerie.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for trigger in ["audit_no_update", "audit_no_delete"] {
+            sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn
+    }
+
     /// The `aerie` binary, run inside the site.
     pub fn aerie(&self) -> Command {
         let mut command = Command::new(aerie_bin());

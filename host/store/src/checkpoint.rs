@@ -105,6 +105,34 @@ impl Checkpoint {
     }
 }
 
+/// How the chain stands against a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Its first `checkpoint.entries` entries are the ones signed.
+    Extends,
+    /// It has fewer entries (`entries`) than were signed: some were removed.
+    Truncated { entries: u64 },
+    /// The entry the checkpoint ends at has another hash: it was rewritten.
+    Rewritten,
+}
+
+impl crate::Store {
+    /// Whether the chain still extends `checkpoint` (two queries; the chain
+    /// itself is checked by [`crate::Store::verify_audit`]).
+    pub async fn standing(&self, checkpoint: &Checkpoint) -> crate::Result<Standing> {
+        let (entries, _) = self.audit_head().await?;
+        if entries < checkpoint.entries {
+            return Ok(Standing::Truncated { entries });
+        }
+        let hash = self.audit_hash_at(checkpoint.entries).await?;
+        Ok(if hash.as_deref() == Some(checkpoint.head.as_str()) {
+            Standing::Extends
+        } else {
+            Standing::Rewritten
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use aerie_store::{AuditEntry, Checkpoint, Store, Verification, checkpoint};
+use aerie_store::checkpoint::{self, Standing};
+use aerie_store::{AuditEntry, Checkpoint, Store, Verification};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
@@ -117,17 +118,20 @@ async fn verify(ctx: &Context, store: &Store) -> anyhow::Result<ExitCode> {
     if let Err(why) = checkpoint.verify(&key) {
         return refuse(format!("the checkpoint of {}: {why}", checkpoint.at));
     }
-    if entries < checkpoint.entries {
-        return refuse(format!(
-            "the trail has {entries} entries but the checkpoint of {} signed {}: entries were removed",
-            checkpoint.at, checkpoint.entries
-        ));
-    }
-    if store.audit_hash_at(checkpoint.entries).await?.as_deref() != Some(&checkpoint.head) {
-        return refuse(format!(
-            "entry {} is not the one the checkpoint of {} signed: the chain was rewritten",
-            checkpoint.entries, checkpoint.at
-        ));
+    match store.standing(&checkpoint).await? {
+        Standing::Extends => {}
+        Standing::Truncated { entries } => {
+            return refuse(format!(
+                "the trail has {entries} entries but the checkpoint of {} signed {}: entries were removed",
+                checkpoint.at, checkpoint.entries
+            ));
+        }
+        Standing::Rewritten => {
+            return refuse(format!(
+                "entry {} is not the one the checkpoint of {} signed: the chain was rewritten",
+                checkpoint.entries, checkpoint.at
+            ));
+        }
     }
     outln!(
         "audit trail intact: {entries} entries, last hash {last}; the first {} match the checkpoint of {}",
@@ -155,9 +159,7 @@ pub async fn checkpoint(
     let (entries, head) = store.audit_head().await?;
     let latest = Checkpoint::latest(checkpoints).map_err(anyhow::Error::msg)?;
     if let Some(latest) = &latest {
-        let extends = entries >= latest.entries
-            && store.audit_hash_at(latest.entries).await?.as_deref() == Some(&latest.head);
-        if !extends {
+        if store.standing(latest).await? != Standing::Extends {
             eprintln!(
                 "aerie: not signing a checkpoint: the audit trail no longer extends the checkpoint of {} (run `aerie audit verify`)",
                 latest.at
