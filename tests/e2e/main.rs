@@ -7,6 +7,7 @@
 mod approvals;
 mod audit;
 mod broker;
+mod budget;
 mod checkpoints;
 mod cli;
 mod fasttext;
@@ -15,6 +16,7 @@ mod logs;
 mod playbook;
 mod postgres;
 mod recategorise;
+mod reflect;
 mod resume;
 mod sandbox;
 mod secrets;

@@ -175,7 +175,7 @@ async fn input_is_checked_against_the_schema_before_the_plugin_runs() {
     assert!(matches!(err.fault, Fault::InvalidInput(_)), "{err}");
     insta::assert_snapshot!(err, @r#"hostile.alloc: invalid-input: input/mb: "lots" is not of type "integer""#);
     let err = call(&plugin, "launch", json!({})).await.unwrap_err();
-    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, flood, log, noop, observe, panic, read, recurse, spin");
+    insta::assert_snapshot!(err, @"hostile.launch: no action `launch`; the plugin offers: alloc, chatty, fetch, flood, headers, log, noop, observe, panic, read, recurse, spin");
 }
 
 #[tokio::test]
@@ -213,7 +213,7 @@ async fn a_manifest_that_disagrees_with_the_component_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.ends_with("the component offers actions [alloc, chatty, fetch, flood, log, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, flood, log, noop, observe, panic, read, recurse, spin]"),
+        err.ends_with("the component offers actions [alloc, chatty, fetch, flood, headers, log, noop, observe, panic, read, recurse, spin] but plugin.toml declares [alloc, chatty, delete-everything, fetch, flood, headers, log, noop, observe, panic, read, recurse, spin]"),
         "{err}"
     );
 }
@@ -280,4 +280,23 @@ async fn a_manifest_cannot_grant_itself_more_than_the_site_allows() {
     let view: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(view["limits"]["memory_mb"], 200);
     assert_eq!(view["limits_asked"]["memory_mb"], 200);
+}
+
+#[tokio::test]
+async fn a_describe_that_loops_is_stopped_at_load_with_the_deadline_named() {
+    let site = Site::new();
+    site.hostile("hostile", |m| m).config(
+        "[plugins.hostile]\nsettings = { on_describe = \"spin\" }\nlimits = { timeout_ms = 300 }\n",
+    );
+    let err = site
+        .registry()
+        .load("hostile")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("plugin.wasm: describe failed: timeout: stopped after its 300 ms deadline (limits in plugin.toml, or the operator's [plugins.hostile] limits)"),
+        "{err}"
+    );
+    assert!(!err.contains("wasm trap"), "{err}");
 }

@@ -1,5 +1,6 @@
-//! A generic upstream for sandbox tests: large bodies, slow answers, and a
-//! record of every request's headers.
+//! A generic upstream for sandbox tests: large bodies, slow answers, an echo
+//! of the request (as a reflecting API would), and a record of every request's
+//! headers.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +38,7 @@ impl Upstream {
             .route("/hello", get(|| async { "hello" }))
             .route("/bytes/{n}", get(bytes))
             .route("/slow/{ms}", get(slow))
+            .route("/echo", get(echo))
             .layer(axum::middleware::from_fn_with_state(self.clone(), record))
             .with_state(self.clone())
     }
@@ -81,4 +83,54 @@ async fn bytes(Path(n): Path<usize>, _headers: HeaderMap) -> String {
 async fn slow(Path(ms): Path<u64>) -> &'static str {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "late"
+}
+
+/// Reflects the request back, as careless APIs and debug endpoints do: the
+/// URL in a `links.self` field and a `Location` header, every request header
+/// as a response header, and each value again base64-, base64url-, hex- and
+/// percent-encoded in the body.
+async fn echo(request: axum::extract::Request) -> axum::response::Response {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut values: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    values.push(("url".to_owned(), target.clone()));
+    let encoded: Vec<serde_json::Value> = values
+        .iter()
+        .map(|(name, value)| {
+            serde_json::json!({
+                "name": name,
+                "raw": value,
+                "base64": STANDARD.encode(value),
+                "base64url": URL_SAFE_NO_PAD.encode(value),
+                "hex": value.bytes().map(|b| format!("{b:02x}")).collect::<String>(),
+                "percent": value.bytes().map(|b| format!("%{b:02X}")).collect::<String>(),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "links": { "self": target }, "echo": encoded });
+    let mut response = axum::response::IntoResponse::into_response(axum::Json(body));
+    let headers = response.headers_mut();
+    for (name, value) in request.headers() {
+        if let Ok(echo) = axum::http::HeaderName::try_from(format!("x-echo-{name}")) {
+            headers.append(echo, value.clone());
+        }
+    }
+    if let Ok(location) = axum::http::HeaderValue::try_from(&target) {
+        headers.insert(axum::http::header::LOCATION, location);
+    }
+    response
 }

@@ -6,6 +6,9 @@ mod generated {
         path: "../../wit",
         world: "aerie:plugin/integration",
         exports: { default: async },
+        // A log line is charged to the call's host-memory budget; past it,
+        // the call stops.
+        imports: { "wasi:logging/logging.log": trappable },
         require_store_data_send: true,
         with: {
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,

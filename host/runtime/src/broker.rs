@@ -21,17 +21,13 @@
 //! reports a `denied` error naming the origin and the rule.
 
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use aerie_manifest::{Apply, Origin, OriginPattern};
 use base64::Engine as _;
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{
@@ -39,7 +35,14 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use crate::budget::{Budget, Charge};
 use crate::secrets::{Redactor, Secret};
+
+mod address;
+mod response;
+
+pub(crate) use address::non_public;
+use response::{Capped, Scrubbed, scrub_headers};
 
 /// Headers a guest may never set: they carry credentials, which are the host's.
 const RESERVED_HEADERS: [&str; 4] = [
@@ -154,42 +157,78 @@ impl NetworkPolicy {
             .iter()
             .filter(|c| c.hosts.iter().any(|h| h.matches(origin)))
         {
-            let secret = cred.secret.expose();
-            let header = |name: &str, value: String| -> Result<(HeaderName, HeaderValue), Error> {
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| Error::ConfigurationError)?;
-                let mut value =
-                    HeaderValue::from_str(&value).map_err(|_| Error::ConfigurationError)?;
-                value.set_sensitive(true);
-                Ok((name, value))
-            };
-            let (name, value) = match &cred.apply {
-                Apply::Header(name) => header(name, secret.to_owned())?,
-                Apply::Bearer => header("authorization", format!("Bearer {secret}"))?,
-                Apply::Basic { username } => {
-                    let pair = match username {
-                        Some(user) => format!("{user}:{secret}"),
-                        None => secret.to_owned(),
-                    };
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                    header("authorization", format!("Basic {encoded}"))?
+            match cred.wire() {
+                Wire::Header(name, value) => {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| Error::ConfigurationError)?;
+                    let mut value =
+                        HeaderValue::from_str(&value).map_err(|_| Error::ConfigurationError)?;
+                    value.set_sensitive(true);
+                    request.headers_mut().insert(name, value);
                 }
-                Apply::Query(param) => {
-                    let uri = request.uri().clone();
-                    let mut url = url::Url::parse(&uri.to_string())
+                Wire::Query(param) => {
+                    let mut url = url::Url::parse(&request.uri().to_string())
                         .map_err(|_| Error::HttpRequestUriInvalid)?;
-                    url.query_pairs_mut().append_pair(param, secret);
+                    url.query_pairs_mut()
+                        .append_pair(param, cred.secret.expose());
                     *request.uri_mut() = url
                         .as_str()
                         .parse()
                         .map_err(|_| Error::HttpRequestUriInvalid)?;
-                    continue;
                 }
-            };
+            }
             tracing::debug!(plugin = %self.plugin, credential = %cred.name, %origin, "credential injected");
-            request.headers_mut().insert(name, value);
         }
         Ok(())
+    }
+}
+
+/// How a credential travels.
+enum Wire<'c> {
+    /// A header and its whole value (`Bearer …`, `Basic …`, or the secret).
+    Header(&'c str, String),
+    /// A query parameter whose value is the secret.
+    Query(&'c str),
+}
+
+impl Credential {
+    fn wire(&self) -> Wire<'_> {
+        let secret = self.secret.expose();
+        match &self.apply {
+            Apply::Header(name) => Wire::Header(name, secret.to_owned()),
+            Apply::Bearer => Wire::Header("authorization", format!("Bearer {secret}")),
+            Apply::Basic { username } => {
+                let pair = match username {
+                    Some(user) => format!("{user}:{secret}"),
+                    None => secret.to_owned(),
+                };
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                Wire::Header("authorization", format!("Basic {encoded}"))
+            }
+            Apply::Query(param) => Wire::Query(param),
+        }
+    }
+
+    /// The values a reflecting upstream could hand back, each scrubbed in
+    /// every form: the secret, the `user:secret` pair a Basic credential
+    /// encodes, and the value as sent, header or `param=value` (so
+    /// `base64("Basic …")` or a base64 of the request URL, an encoding of an
+    /// encoding, is caught too).
+    pub fn protected(&self) -> Vec<Secret> {
+        let mut values = vec![self.secret.clone()];
+        if let Apply::Basic {
+            username: Some(user),
+        } = &self.apply
+        {
+            values.push(self.secret.prefixed(&format!("{user}:")));
+        }
+        values.push(Secret::derived(match self.wire() {
+            Wire::Header(_, value) => value,
+            Wire::Query(param) => form_urlencoded::Serializer::new(String::new())
+                .append_pair(param, self.secret.expose())
+                .finish(),
+        }));
+        values
     }
 }
 
@@ -202,64 +241,6 @@ fn list(patterns: &[OriginPattern]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Names the kind of a non-public address, or `None` for a public one.
-/// The IPv4 address an IPv6 one stands for, where it embeds one: mapped
-/// (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`, deprecated but still routed
-/// by some stacks), NAT64 (`64:ff9b::a.b.c.d`, `64:ff9b:1::/48`) and 6to4
-/// (`2002:aabb:ccdd::`). Each is judged as that IPv4 address.
-fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
-    let s = v6.segments();
-    let low = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
-        [0x64, 0xff9b, 1, ..] => Some(low(s[6], s[7])),
-        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
-        _ => None,
-    }
-}
-
-pub(crate) fn non_public(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            if v4.is_loopback() {
-                Some("loopback")
-            } else if v4.is_private() {
-                Some("private")
-            } else if v4.is_link_local() {
-                Some("link-local, where cloud metadata services live")
-            } else if v4.is_unspecified() || a == 0 {
-                Some("unspecified")
-            } else if v4.is_broadcast() || v4.is_multicast() {
-                Some("broadcast or multicast")
-            } else if a == 100 && (64..128).contains(&b) {
-                Some("shared address space")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            if v6.is_loopback() {
-                return Some("loopback");
-            }
-            if let Some(v4) = embedded_ipv4(v6) {
-                return non_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            if first & 0xfe00 == 0xfc00 {
-                Some("private (unique local)")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if v6.is_multicast() {
-                Some("multicast")
-            } else {
-                None
-            }
-        }
-    }
 }
 
 /// What the broker saw during one call.
@@ -294,6 +275,7 @@ fn lock(journal: &SharedJournal) -> std::sync::MutexGuard<'_, Journal> {
 pub(crate) struct Broker {
     pub policy: Arc<NetworkPolicy>,
     pub journal: SharedJournal,
+    pub budget: Arc<Budget>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -312,13 +294,25 @@ impl WasiHttpHooks for Broker {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
         let policy = self.policy.clone();
         let journal = self.journal.clone();
-        Box::new(async move { send(policy, journal, request, options).await })
+        let budget = self.budget.clone();
+        Box::new(async move { send(policy, journal, budget, request, options).await })
+    }
+
+    // One buffered write per outgoing body, of at most this size: what the
+    // budget charges when the guest takes a body.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::charged::OUTGOING_CHUNK
     }
 }
 
 async fn send(
     policy: Arc<NetworkPolicy>,
     journal: SharedJournal,
+    budget: Arc<Budget>,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
@@ -430,7 +424,16 @@ async fn send(
     };
     record.status = Some(response.status().as_u16());
 
-    let (parts, incoming) = response.into_parts();
+    let (mut parts, incoming) = response.into_parts();
+    let header_bytes = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum::<usize>();
+    if let Err(exceeded) = budget.charge(Charge::ResponseHeaders, header_bytes) {
+        finish(record, Some(exceeded.to_string()));
+        return Err(Error::HttpResponseHeaderSectionSize(None));
+    }
     let cap = policy.max_response_bytes;
     let declared = parts
         .headers
@@ -449,9 +452,21 @@ async fn send(
         cap,
         origin: origin.to_string(),
         journal: journal.clone(),
+        budget,
+        held: 0,
     };
     finish(record, None);
-    Ok((http::Response::from_parts(parts, body.boxed_unsync()), io))
+    // The guest never holds a secret, even one an upstream reflects.
+    let body = match policy.redactor.patterns() {
+        None => body.boxed_unsync(),
+        Some(patterns) => {
+            scrub_headers(patterns, &mut parts.headers);
+            // A scrubbed body is not the length the upstream declared.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            Scrubbed::new(body, patterns.clone()).boxed_unsync()
+        }
+    };
+    Ok((http::Response::from_parts(parts, body), io))
 }
 
 /// Connects to the first reachable vetted address, speaks TLS for https, and
@@ -526,89 +541,4 @@ where
         }
     });
     Ok((response, io))
-}
-
-/// A response body that counts what the plugin reads and stops at the cap.
-struct Capped {
-    inner: hyper::body::Incoming,
-    seen: Arc<AtomicU64>,
-    cap: u64,
-    origin: String,
-    journal: SharedJournal,
-}
-
-impl Body for Capped {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Error::from(e)))),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
-        };
-        if let Some(data) = frame.data_ref() {
-            let seen =
-                self.seen.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
-            if seen > self.cap {
-                let reason = format!(
-                    "the response from {} passed the {}-byte cap",
-                    self.origin, self.cap
-                );
-                lock(&self.journal).refusal = Some(reason);
-                return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(seen)))));
-            }
-        }
-        Poll::Ready(Some(Ok(frame)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_non_public_addresses() {
-        let cases = [
-            ("127.0.0.1", Some("loopback")),
-            ("10.1.2.3", Some("private")),
-            ("172.16.0.1", Some("private")),
-            ("192.168.1.1", Some("private")),
-            (
-                "169.254.169.254",
-                Some("link-local, where cloud metadata services live"),
-            ),
-            ("100.64.0.1", Some("shared address space")),
-            ("0.0.0.0", Some("unspecified")),
-            ("::1", Some("loopback")),
-            ("fd00:ec2::254", Some("private (unique local)")),
-            ("fe80::1", Some("link-local")),
-            ("::ffff:127.0.0.1", Some("loopback")),
-            // IPv4 embedded in IPv6 is judged as the IPv4 address.
-            ("::127.0.0.1", Some("loopback")),
-            ("::10.0.0.1", Some("private")),
-            (
-                "64:ff9b::169.254.169.254",
-                Some("link-local, where cloud metadata services live"),
-            ),
-            ("64:ff9b:1::a00:1", Some("private")),
-            ("2002:c0a8:101::1", Some("private")),
-            ("2002:808:808::1", None),
-            ("64:ff9b::8.8.8.8", None),
-            ("::", Some("unspecified")),
-            ("8.8.8.8", None),
-            ("2606:4700::1111", None),
-        ];
-        for (ip, expected) in cases {
-            assert_eq!(non_public(ip.parse().unwrap()), expected, "{ip}");
-        }
-    }
 }

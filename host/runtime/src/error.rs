@@ -54,6 +54,9 @@ pub enum Fault {
     Deadline(u64),
     #[error("internal: stopped at its memory limit of {0} MiB")]
     Memory(u32),
+    /// The plugin made the host hold more for it than its budget allows.
+    #[error("internal: stopped: {0}")]
+    HostMemory(String),
     #[error("internal: stack overflow (unbounded recursion?)")]
     StackOverflow,
     #[error("internal: plugin panicked: {0}")]
@@ -79,6 +82,7 @@ impl CallError {
             Fault::InvalidInput(_) | Fault::UnknownAction { .. } => ErrorCode::InvalidInput,
             Fault::Deadline(_) => ErrorCode::Timeout,
             Fault::Memory(_)
+            | Fault::HostMemory(_)
             | Fault::StackOverflow
             | Fault::Panic(_)
             | Fault::Trap(_)

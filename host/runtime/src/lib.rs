@@ -59,6 +59,8 @@
 
 mod bindings;
 pub mod broker;
+mod budget;
+mod charged;
 mod error;
 mod grant;
 mod imports;
@@ -66,6 +68,7 @@ mod logging;
 mod plugin;
 mod registry;
 mod runtime;
+mod scrub;
 pub mod secrets;
 mod settings;
 mod state;

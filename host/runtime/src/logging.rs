@@ -5,6 +5,7 @@
 use aerie_contract::LogLine;
 
 use crate::bindings::logging;
+use crate::budget::Charge;
 use crate::state::CallState;
 
 /// Log lines kept per call; a plugin that logs more is not stopped, but the rest
@@ -33,7 +34,12 @@ fn shortened(text: String, max: usize) -> String {
 }
 
 impl logging::Host for CallState {
-    fn log(&mut self, level: logging::Level, context: String, message: String) {
+    fn log(
+        &mut self,
+        level: logging::Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
         let level = match level {
             logging::Level::Trace => "trace",
             logging::Level::Debug => "debug",
@@ -48,6 +54,8 @@ impl logging::Host for CallState {
                 // secret where the redactor no longer sees it.
                 let message = shortened(self.redactor.redact(&message), MAX_LOG_LINE);
                 let context = shortened(self.redactor.redact(&context), MAX_CONTEXT);
+                self.budget
+                    .charge(Charge::Logs, message.len() + context.len())?;
                 self.logs.push(LogLine {
                     level: level.to_owned(),
                     context,
@@ -63,6 +71,7 @@ impl logging::Host for CallState {
             }),
             _ => {}
         }
+        Ok(())
     }
 }
 

@@ -167,7 +167,7 @@ impl Plugin {
                 None => {}
             }
         }
-        let redactor = Redactor::new(credentials.iter().map(|c| c.secret.clone()));
+        let redactor = Redactor::new(credentials.iter().flat_map(Credential::protected));
         let extra_roots = match &grant.ca_file {
             None => Vec::new(),
             Some(path) => read_ca_file(path).map_err(grant_error)?,

@@ -86,6 +86,7 @@ impl Runtime {
         config::add_to_linker::<_, HasSelf<CallState>>(&mut step, |s| s)?;
         let mut integration = step.clone();
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut integration)?;
+        crate::charged::add_to_linker(&mut integration)?;
 
         Ok(Runtime {
             inner: Arc::new(Inner {

@@ -42,31 +42,37 @@ impl Secret {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `prefix` and this secret as one value, such as the `user:secret` pair a
+    /// Basic credential sends, which must be scrubbed whole.
+    pub(crate) fn prefixed(&self, prefix: &str) -> Secret {
+        Secret(format!("{prefix}{}", self.0).into())
+    }
+
+    /// A value made from a secret (the header it is sent in), as secret as it.
+    pub(crate) fn derived(value: String) -> Secret {
+        Secret(value.into())
+    }
 }
 
-/// What replaces a secret value wherever it would have appeared.
-pub const REDACTED: &str = "[REDACTED]";
+use crate::scrub::Patterns;
+pub use crate::scrub::REDACTED;
 
-/// Shortest value the redactor scrubs: replacing every `a` in a text because a
-/// test key is `a` would make the text unreadable and protect nothing.
-const MIN_REDACTED_LEN: usize = 4;
-
-/// Replaces every known secret value in text or JSON with [`REDACTED`].
+/// Replaces every known secret value, in every form [`crate::scrub`] knows,
+/// in text or JSON with [`REDACTED`].
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Arc<Vec<Secret>>,
+    patterns: Option<Arc<Patterns>>,
 }
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
-        let mut secrets: Vec<Secret> = secrets
-            .into_iter()
-            .filter(|s| s.0.len() >= MIN_REDACTED_LEN)
-            .collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        let secrets: Vec<Secret> = secrets.into_iter().collect();
+        let patterns = Patterns::new(secrets.iter().map(Secret::expose)).map(Arc::new);
         Redactor {
             secrets: Arc::new(secrets),
+            patterns,
         }
     }
 
@@ -76,23 +82,25 @@ impl Redactor {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.patterns.is_none()
+    }
+
+    /// The patterns the broker scrubs responses with.
+    pub(crate) fn patterns(&self) -> Option<&Arc<Patterns>> {
+        self.patterns.as_ref()
     }
 
     pub fn redact(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for secret in self.secrets.iter() {
-            if text.contains(secret.expose()) {
-                text = text.replace(secret.expose(), REDACTED);
-            }
+        match &self.patterns {
+            Some(patterns) => patterns.scrub_str(text).into_owned(),
+            None => text.to_owned(),
         }
-        text
     }
 
     /// Redacts every string (keys included) inside a JSON value.
     pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
-        if self.secrets.is_empty() {
+        if self.is_empty() {
             return value;
         }
         match value {
@@ -130,6 +138,15 @@ mod tests {
             r.redact_json(json!({"s3cr3t-key": ["x s3cr3t-key", 1], "n": null})),
             json!({"[REDACTED]": ["x [REDACTED]", 1], "n": null})
         );
+    }
+
+    #[test]
+    fn redacts_encoded_forms_too() {
+        use base64::Engine as _;
+        let r = Redactor::new([secret("s3cr3t-key")]);
+        let encoded = base64::engine::general_purpose::STANDARD.encode("s3cr3t-key");
+        assert_eq!(r.redact(&format!("k={encoded}")), "k=[REDACTED]");
+        assert_eq!(r.redact(&hex::encode("s3cr3t-key")), "[REDACTED]");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use aerie_contract::LogLine;
 
 use crate::broker::Broker;
+use crate::budget::Budget;
 use crate::secrets::Redactor;
 
 pub(crate) struct CallState {
@@ -26,6 +27,8 @@ pub(crate) struct CallState {
     pub logs: Vec<LogLine>,
     pub stderr: crate::stderr::Stderr,
     pub redactor: Redactor,
+    /// Host memory the call may make the host hold.
+    pub budget: Arc<Budget>,
 }
 
 impl WasiView for CallState {

@@ -11,13 +11,25 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-#[derive(Debug, Clone, Default)]
+use crate::budget::{Budget, Charge};
+
+#[derive(Debug, Clone)]
 pub(crate) struct Stderr {
     kept: Arc<Mutex<Vec<u8>>>,
+    /// What is kept is charged to the call's budget; past it, the rest is
+    /// dropped like what passes the capacity.
+    budget: Arc<Budget>,
 }
 
 impl Stderr {
     pub(crate) const CAPACITY: usize = 64 * 1024;
+
+    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+        Stderr {
+            kept: Arc::default(),
+            budget,
+        }
+    }
 
     /// What the guest wrote, up to the cap.
     pub(crate) fn contents(&self) -> Vec<u8> {
@@ -50,7 +62,10 @@ impl AsyncWrite for Stderr {
     ) -> Poll<std::io::Result<usize>> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let room = Self::CAPACITY.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        let keep = buf.len().min(room);
+        if keep > 0 && self.budget.charge(Charge::Stderr, keep).is_ok() {
+            kept.extend_from_slice(&buf[..keep]);
+        }
         Poll::Ready(Ok(buf.len()))
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use aerie_contract::{LogLine, RequestRecord};
 use serde_json::Value;
 
+use super::instance::MAX_RESOURCES;
 use super::pool::Warm;
 use super::{CallReport, Plugin};
 use crate::bindings::{ErrorCode, PluginError};
@@ -100,10 +101,13 @@ impl Plugin {
         let journal_records =
             std::mem::take(&mut *journal.lock().unwrap_or_else(|e| e.into_inner()));
         let logs = std::mem::take(&mut store.data_mut().logs);
-        let result = match outcome {
-            Err(_elapsed) => Err(Fault::Deadline(self.limits.timeout_ms)),
-            Ok(Err(trap)) => Err(self.classify_trap(&trap, store.data())),
-            Ok(Ok((returned, instance))) => {
+        let over_budget = store.data().budget.exceeded();
+        let result = match (outcome, over_budget) {
+            (Err(_elapsed), _) => Err(Fault::Deadline(self.limits.timeout_ms)),
+            // Whatever the guest made of the refusal, the budget is the cause.
+            (Ok(_), Some(exceeded)) => Err(Fault::HostMemory(exceeded.to_string())),
+            (Ok(Err(trap)), None) => Err(self.classify_trap(&trap, store.data())),
+            (Ok(Ok((returned, instance))), None) => {
                 // A call that returned, even with its own error, leaves the
                 // instance sound; one that trapped or timed out does not.
                 self.keep_warm(Warm {
@@ -131,9 +135,16 @@ impl Plugin {
     /// Says what stopped the guest: the memory cap, the deadline, a stack
     /// overflow, a panic (its message comes from the guest's stderr) or another
     /// trap.
-    fn classify_trap(&self, err: &wasmtime::Error, state: &CallState) -> Fault {
+    pub(super) fn classify_trap(&self, err: &wasmtime::Error, state: &CallState) -> Fault {
         if state.limiter.hit {
             return Fault::Memory(self.limits.memory_mb);
+        }
+        if let Some(wasmtime::component::ResourceTableError::Full) =
+            err.downcast_ref::<wasmtime::component::ResourceTableError>()
+        {
+            return Fault::HostMemory(format!(
+                "the plugin held more than {MAX_RESOURCES} host resources (header sets, requests, streams) at once"
+            ));
         }
         match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => Fault::Deadline(self.limits.timeout_ms),

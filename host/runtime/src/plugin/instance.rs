@@ -11,12 +11,19 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::{DATA_MOUNT, Plugin};
 use crate::broker::{Broker, Journal};
+use crate::budget::Budget;
 use crate::runtime::EPOCH_TICK;
 use crate::state::{CallState, MemoryLimiter};
 
+/// Most resources (handles: header sets, requests, streams, pollables) a
+/// guest may hold at once. A normal call holds a few dozen; wasmtime's default
+/// is a million.
+pub(crate) const MAX_RESOURCES: usize = 10_000;
+
 impl Plugin {
     pub(super) fn new_store(&self) -> anyhow::Result<(Store<CallState>, Arc<Mutex<Journal>>)> {
-        let stderr = crate::stderr::Stderr::default();
+        let budget = Arc::new(Budget::new(self.limits.memory_bytes()));
+        let stderr = crate::stderr::Stderr::new(budget.clone());
         let mut wasi = WasiCtx::builder();
         wasi.stderr(stderr.clone())
             .allow_ip_name_lookup(false)
@@ -27,13 +34,16 @@ impl Plugin {
                 .map_err(anyhow::Error::from)?;
         }
         let journal = Arc::new(Mutex::new(Journal::default()));
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = CallState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             broker: Broker {
                 policy: self.policy.clone(),
                 journal: journal.clone(),
+                budget: budget.clone(),
             },
             settings: self.settings.clone(),
             limiter: MemoryLimiter {
@@ -43,6 +53,7 @@ impl Plugin {
             logs: Vec::new(),
             stderr,
             redactor: self.redactor.clone(),
+            budget,
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);

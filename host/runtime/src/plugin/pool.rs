@@ -27,6 +27,7 @@ impl Plugin {
         state.logs.clear();
         state.limiter.hit = false;
         state.stderr.clear();
+        state.budget.reset();
         Some(warm)
     }
 

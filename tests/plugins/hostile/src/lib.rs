@@ -13,6 +13,10 @@ struct Hostile;
 
 impl Plugin for Hostile {
     fn actions() -> Actions {
+        // Misbehaving at load: `describe` builds this list.
+        if aerie_sdk::setting("on_describe").as_deref() == Some("spin") {
+            let _: Result<Nothing, Error> = spin(Empty {});
+        }
         Actions::new()
             .action("noop", "Do nothing (the baseline for benchmarks)", noop)
             .action("spin", "Loop forever", spin)
@@ -31,6 +35,11 @@ impl Plugin for Hostile {
                 "log",
                 "Log `lines` lines of `message` through wasi:logging",
                 log,
+            )
+            .action(
+                "headers",
+                "Create `sets` wasi:http header sets of `kb` KiB each and hold them",
+                headers,
             )
             .action(
                 "flood",
@@ -137,6 +146,10 @@ struct Observe {
     /// Reported back as `needle_seen`: whether this text appears in anything the
     /// plugin observed.
     needle: String,
+    /// More texts, each reported back in `needles_seen` when it appears (the
+    /// encoded forms of a secret, say).
+    #[serde(default)]
+    needles: Vec<String>,
 }
 
 fn observe(input: Observe) -> Result<Value, Error> {
@@ -157,8 +170,16 @@ fn observe(input: Observe) -> Result<Value, Error> {
             "body": String::from_utf8_lossy(&response.body),
         });
     }
-    let needle_seen = seen.to_string().contains(&input.needle);
-    Ok(json!({ "seen": seen, "needle_seen": needle_seen }))
+    // Compared with the raw text as well as the JSON, where `/` and `"` would
+    // be escaped.
+    let text = format!("{seen} {}", seen["response"]["body"].as_str().unwrap_or(""));
+    let needle_seen = text.contains(&input.needle);
+    let needles_seen: Vec<&String> = input
+        .needles
+        .iter()
+        .filter(|n| text.contains(n.as_str()))
+        .collect();
+    Ok(json!({ "seen": seen, "needle_seen": needle_seen, "needles_seen": needles_seen }))
 }
 
 fn list(dir: &str) -> Option<Vec<String>> {
@@ -229,4 +250,26 @@ fn flood(input: Flood) -> Result<Flooded, Error> {
         }
     }
     Ok(Flooded { answered, refused })
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Headers {
+    sets: usize,
+    kb: usize,
+}
+
+/// Each set is made by the host and held in its resource table; the guest
+/// keeps only the handles.
+fn headers(input: Headers) -> Result<Value, Error> {
+    use aerie_sdk::bindings::wasi::http::types::Fields;
+    let value = vec![b'a'; input.kb * 1024];
+    let mut held = Vec::new();
+    for n in 0..input.sets {
+        let fields = Fields::new();
+        if let Err(e) = fields.append("x-pad", &value) {
+            return Err(Error::internal(format!("set {n}: {e:?}")));
+        }
+        held.push(fields);
+    }
+    Ok(json!({ "held": held.len() }))
 }
