@@ -28,7 +28,7 @@ use crate::playbook::{Playbook, PlaybookErrors};
 use crate::plugins::Plugins;
 use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::store::{Lease, RunStore};
-use crate::template::Templates;
+use crate::template::{RunBudget, Templates};
 use flow::Flow;
 
 /// Finds a playbook by name, for `playbook` steps.
@@ -64,6 +64,7 @@ pub struct Runner<'a, P, S> {
     /// keeps one per run it is driving in `families`.
     family: Option<Family>,
     families: std::sync::Mutex<std::collections::HashMap<String, Family>>,
+    budgets: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<RunBudget>>>,
 }
 
 impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
@@ -79,6 +80,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             max_items: 10_000,
             family: None,
             families: Default::default(),
+            budgets: Default::default(),
         }
     }
 
@@ -216,14 +218,14 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         if run.status == RunStatus::Running {
             let classified = match &playbook.classification {
                 Some(spec) => spec
-                    .render(&self.templates, &ctx)
+                    .render(&self.templates, &ctx, &self.budget(&run.id))
                     .map(Some)
                     .map_err(|e| format!("classification: {e}")),
                 None => Ok(None),
             };
             let output = self
                 .templates
-                .render(&playbook.output.value, &ctx)
+                .render(&playbook.output.value, &ctx, &self.budget(&run.id))
                 .map_err(|e| format!("output: {e}"));
             match output.and_then(|output| Ok((output, classified?))) {
                 Ok((output, classification)) => {
@@ -245,7 +247,22 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&run.id);
         }
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run.id);
         Ok(())
+    }
+
+    /// The template budget of a run this runner drives: one per run (and per
+    /// attempt: a resumed run starts afresh).
+    fn budget(&self, run_id: &str) -> std::sync::Arc<RunBudget> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(run_id.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// A runner for a playbook that run `run_id` calls: the same plugins,
@@ -284,6 +301,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             max_items: self.max_items,
             family: Some(family),
             families: Default::default(),
+            budgets: Default::default(),
         })
     }
 }

@@ -4,6 +4,8 @@
 //! (a list stays a list, a number a number); any other string renders as text.
 //! Objects and lists are rendered element by element.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use minijinja::Environment;
 use serde_json::Value;
 
@@ -15,6 +17,67 @@ const FUEL: u64 = 1_000_000;
 /// The most one template may render to, in bytes (JSON for a sole
 /// expression's value).
 pub const MAX_RENDERED: usize = 1 << 20;
+
+/// What all the templates of one run may use together: a hundred templates
+/// at the limit of one, and 128 MiB rendered. A `for_each` of ten thousand
+/// items, each rendering a runaway template just under its own fuel, would
+/// otherwise hold a worker for minutes.
+pub const RUN_FUEL: u64 = 100 * FUEL;
+pub const RUN_RENDERED: u64 = 128 << 20;
+
+/// One run's template budget, spent by every render in it.
+#[derive(Debug)]
+pub struct RunBudget {
+    limits: (u64, u64),
+    fuel: AtomicU64,
+    rendered: AtomicU64,
+}
+
+impl Default for RunBudget {
+    fn default() -> Self {
+        RunBudget::new(RUN_FUEL, RUN_RENDERED)
+    }
+}
+
+impl RunBudget {
+    pub fn new(fuel: u64, rendered: u64) -> Self {
+        RunBudget {
+            limits: (fuel, rendered),
+            fuel: AtomicU64::new(fuel),
+            rendered: AtomicU64::new(rendered),
+        }
+    }
+
+    /// Takes `fuel` and `bytes` from what is left; an error once either is
+    /// gone (a render already done is not undone: the next one fails).
+    fn spend(&self, text: &str, fuel: u64, bytes: usize) -> Result<(), String> {
+        let take = |left: &AtomicU64, amount: u64| {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                l.checked_sub(amount)
+            })
+            .is_ok()
+        };
+        if !take(&self.fuel, fuel) {
+            self.fuel.store(0, Ordering::Relaxed);
+            return Err(format!(
+                "`{text}`: the run's templates used up its budget of {} instructions (each template may use {FUEL})",
+                self.limits.0
+            ));
+        }
+        if !take(&self.rendered, bytes as u64) {
+            self.rendered.store(0, Ordering::Relaxed);
+            return Err(format!(
+                "`{text}`: the run's templates rendered more than its budget of {} MiB",
+                self.limits.1 >> 20
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The variable a sole expression's value is set to, so that it is evaluated
+/// as a template (whose fuel can be read back) and keeps its type.
+const VALUE: &str = "__aerie_value";
 
 /// A writer that only counts, to size a value without building its text.
 struct Counter(usize);
@@ -81,15 +144,22 @@ impl Templates {
         Ok(vars)
     }
 
-    /// Renders a string against `ctx`, keeping the type of a sole expression.
-    pub fn render_str(&self, text: &str, ctx: &Value) -> Result<Value, String> {
+    /// Renders a string against `ctx`, keeping the type of a sole expression,
+    /// and spends what it used from the run's `budget`.
+    pub fn render_str(&self, text: &str, ctx: &Value, budget: &RunBudget) -> Result<Value, String> {
         if let Some(expr) = Self::sole_expression(text) {
-            let value = self
+            let wrapped = format!("{{% set {VALUE} = ({expr}) %}}");
+            let template = self
                 .env
-                .compile_expression(expr)
-                .and_then(|e| e.eval(ctx))
+                .template_from_str(&wrapped)
                 .map_err(|e| format!("`{text}`: {e}"))?;
-            if value.is_undefined() {
+            let captured = template
+                .render_captured(ctx)
+                .map_err(|e| format!("`{text}`: {e}"))?;
+            let fuel = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+            let value = captured.state().lookup(VALUE).unwrap_or_default();
+            if value.is_undefined() || value.is_none() {
+                budget.spend(text, fuel, 0)?;
                 return Ok(Value::Null);
             }
             if let Some(string) = value.as_str()
@@ -103,34 +173,41 @@ impl Templates {
             if size.0 > MAX_RENDERED {
                 return Err(too_big(text, size.0));
             }
+            budget.spend(text, fuel, size.0)?;
             return Ok(value);
         }
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Value::String(text.to_owned()));
         }
-        let rendered = self
+        let template = self
             .env
-            .render_str(text, ctx)
+            .template_from_str(text)
             .map_err(|e| format!("`{text}`: {e}"))?;
+        let captured = template
+            .render_captured(ctx)
+            .map_err(|e| format!("`{text}`: {e}"))?;
+        let fuel = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+        let rendered = captured.into_output();
         if rendered.len() > MAX_RENDERED {
             return Err(too_big(text, rendered.len()));
         }
+        budget.spend(text, fuel, rendered.len())?;
         Ok(Value::String(rendered))
     }
 
     /// Renders every string inside `value`.
-    pub fn render(&self, value: &Value, ctx: &Value) -> Result<Value, String> {
+    pub fn render(&self, value: &Value, ctx: &Value, budget: &RunBudget) -> Result<Value, String> {
         Ok(match value {
-            Value::String(text) => self.render_str(text, ctx)?,
+            Value::String(text) => self.render_str(text, ctx, budget)?,
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|v| self.render(v, ctx))
+                    .map(|v| self.render(v, ctx, budget))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.render(v, ctx)?)))
+                    .map(|(k, v)| Ok((k.clone(), self.render(v, ctx, budget)?)))
                     .collect::<Result<_, String>>()?,
             ),
             other => other.clone(),
@@ -138,8 +215,8 @@ impl Templates {
     }
 
     /// Whether a condition holds: Jinja truthiness of the rendered value.
-    pub fn truthy(&self, text: &str, ctx: &Value) -> Result<bool, String> {
-        let value = self.render_str(text, ctx)?;
+    pub fn truthy(&self, text: &str, ctx: &Value, budget: &RunBudget) -> Result<bool, String> {
+        let value = self.render_str(text, ctx, budget)?;
         Ok(minijinja::Value::from_serialize(&value).is_true())
     }
 }
@@ -155,18 +232,45 @@ mod tests {
         let ctx =
             json!({"steps": {"iocs": {"output": {"ipv4": ["1.1.1.1"], "md5": ["x"]}}}, "n": 3});
         assert_eq!(
-            t.render_str("{{ steps.iocs.output.ipv4 + steps.iocs.output.md5 }}", &ctx)
-                .unwrap(),
+            t.render_str(
+                "{{ steps.iocs.output.ipv4 + steps.iocs.output.md5 }}",
+                &ctx,
+                &RunBudget::default()
+            )
+            .unwrap(),
             json!(["1.1.1.1", "x"])
         );
-        assert_eq!(t.render_str(" {{ n * 2 }} ", &ctx).unwrap(), json!(6));
-        assert_eq!(t.render_str("{{ n > 2 }}", &ctx).unwrap(), json!(true));
-        assert_eq!(t.render_str("n is {{ n }}", &ctx).unwrap(), json!("n is 3"));
-        assert_eq!(t.render_str("plain", &ctx).unwrap(), json!("plain"));
-        assert_eq!(t.render_str("{{ missing }}", &ctx).unwrap(), Value::Null);
         assert_eq!(
-            t.render(&json!({"a": ["{{ n }}", {"b": "x{{ n }}"}]}), &ctx)
+            t.render_str(" {{ n * 2 }} ", &ctx, &RunBudget::default())
                 .unwrap(),
+            json!(6)
+        );
+        assert_eq!(
+            t.render_str("{{ n > 2 }}", &ctx, &RunBudget::default())
+                .unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            t.render_str("n is {{ n }}", &ctx, &RunBudget::default())
+                .unwrap(),
+            json!("n is 3")
+        );
+        assert_eq!(
+            t.render_str("plain", &ctx, &RunBudget::default()).unwrap(),
+            json!("plain")
+        );
+        assert_eq!(
+            t.render_str("{{ missing }}", &ctx, &RunBudget::default())
+                .unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            t.render(
+                &json!({"a": ["{{ n }}", {"b": "x{{ n }}"}]}),
+                &ctx,
+                &RunBudget::default()
+            )
+            .unwrap(),
             json!({"a": [3, {"b": "x3"}]})
         );
     }
@@ -192,20 +296,26 @@ mod tests {
         let ctx = json!({});
         let looping =
             "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
-        let err = t.render_str(looping, &ctx).unwrap_err();
+        let err = t
+            .render_str(looping, &ctx, &RunBudget::default())
+            .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
-        let err = t.render_str("{{ 'a' * 2000000 }}", &ctx).unwrap_err();
+        let err = t
+            .render_str("{{ 'a' * 2000000 }}", &ctx, &RunBudget::default())
+            .unwrap_err();
         assert_eq!(
             err,
             "`{{ 'a' * 2000000 }}` renders to 2000000 bytes; a template may render at most 1024 KiB"
         );
-        let err = t.render_str("x{{ 'a' * 2000000 }}", &ctx).unwrap_err();
+        let err = t
+            .render_str("x{{ 'a' * 2000000 }}", &ctx, &RunBudget::default())
+            .unwrap_err();
         assert!(
             err.ends_with("renders to 2000001 bytes; a template may render at most 1024 KiB"),
             "{err}"
         );
         let err = t
-            .render_str("{{ ['aaaaaaaaaa'] * 200000 }}", &ctx)
+            .render_str("{{ ['aaaaaaaaaa'] * 200000 }}", &ctx, &RunBudget::default())
             .unwrap_err();
         assert!(
             err.contains("a template may render at most 1024 KiB"),
@@ -215,18 +325,75 @@ mod tests {
         let items: Vec<u32> = (0..1000).collect();
         let ctx = json!({ "items": items });
         let out = t
-            .render_str("{% for i in items %}{{ i }},{% endfor %}", &ctx)
+            .render_str(
+                "{% for i in items %}{{ i }},{% endfor %}",
+                &ctx,
+                &RunBudget::default(),
+            )
             .unwrap();
         assert!(out.as_str().unwrap().starts_with("0,1,2,"));
+    }
+
+    #[test]
+    fn a_run_spends_one_budget_across_its_templates() {
+        let t = Templates::new();
+        let ctx = json!({});
+        // A run's budget of five templates at their limit (the default is a
+        // hundred; fewer keeps the test quick).
+        let budget = RunBudget::new(5 * FUEL, RUN_RENDERED);
+        // Each of these is within one template's fuel; together they pass
+        // the run's, and the run stops at the first that does not fit.
+        let heavy = "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}";
+        let mut rendered = 0;
+        let err = loop {
+            match t.render_str(heavy, &ctx, &budget) {
+                Ok(_) => rendered += 1,
+                Err(e) => break e,
+            }
+            assert!(rendered < 10_000, "the run's budget was never spent");
+        };
+        assert!(
+            err.ends_with("the run's templates used up its budget of 5000000 instructions (each template may use 1000000)"),
+            "{err}"
+        );
+        assert!((5..50).contains(&rendered), "{rendered}");
+        // So does what templates render.
+        let budget = RunBudget::new(RUN_FUEL, 4 << 20);
+        let big = "{{ 'a' * 1000000 }}";
+        let rendered = (0..10)
+            .take_while(|_| t.render_str(big, &ctx, &budget).is_ok())
+            .count();
+        assert_eq!(rendered, 4);
+        let err = t.render_str(big, &ctx, &budget).unwrap_err();
+        assert!(
+            err.ends_with("rendered more than its budget of 4 MiB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_sole_expression_with_block_delimiters_in_a_string_is_one_value() {
+        let t = Templates::new();
+        let out = t
+            .render_str(
+                "{{ 'a %} b' ~ x }}",
+                &json!({"x": 1}),
+                &RunBudget::default(),
+            )
+            .unwrap();
+        assert_eq!(out, json!("a %} b1"));
     }
 
     #[test]
     fn truthiness_follows_jinja() {
         let t = Templates::new();
         let ctx = json!({"list": [], "full": [1], "s": ""});
-        assert!(!t.truthy("{{ list }}", &ctx).unwrap());
-        assert!(t.truthy("{{ full }}", &ctx).unwrap());
-        assert!(!t.truthy("{{ s }}", &ctx).unwrap());
-        assert!(t.truthy("{{ full | length == 1 }}", &ctx).unwrap());
+        assert!(!t.truthy("{{ list }}", &ctx, &RunBudget::default()).unwrap());
+        assert!(t.truthy("{{ full }}", &ctx, &RunBudget::default()).unwrap());
+        assert!(!t.truthy("{{ s }}", &ctx, &RunBudget::default()).unwrap());
+        assert!(
+            t.truthy("{{ full | length == 1 }}", &ctx, &RunBudget::default())
+                .unwrap()
+        );
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::step::Text;
-use crate::template::Templates;
+use crate::template::{RunBudget, Templates};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassificationSpec {
@@ -65,14 +65,19 @@ pub struct Classified {
 impl ClassificationSpec {
     /// Renders the decision against the finished run's context. A run that
     /// gives no label is an error: a classifying playbook must decide.
-    pub(crate) fn render(&self, templates: &Templates, ctx: &Value) -> Result<Classified, String> {
+    pub(crate) fn render(
+        &self,
+        templates: &Templates,
+        ctx: &Value,
+        budget: &RunBudget,
+    ) -> Result<Classified, String> {
         let render = |text: &Option<Text>| -> Result<Value, String> {
             match text {
-                Some(text) => templates.render_str(&text.text, ctx),
+                Some(text) => templates.render_str(&text.text, ctx, budget),
                 None => Ok(Value::Null),
             }
         };
-        let label = match templates.render_str(&self.label.text, ctx)? {
+        let label = match templates.render_str(&self.label.text, ctx, budget)? {
             Value::String(label) if !label.trim().is_empty() => label.trim().to_owned(),
             other => return Err(format!("`label` gave {other}, not a label")),
         };

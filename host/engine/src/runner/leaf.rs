@@ -41,7 +41,9 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         // An error from an earlier process's attempt is not this run's.
         record.error = None;
         let holds = match &step.condition {
-            Some(condition) => self.templates.truthy(&condition.text, ctx),
+            Some(condition) => self
+                .templates
+                .truthy(&condition.text, ctx, &self.budget(run_id)),
             None => Ok(true),
         };
         match holds {
@@ -84,24 +86,25 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             StepKind::Playbook(call) => return self.call_playbook(run_id, call, ctx, record).await,
             // Run by the block, never here.
             StepKind::Parallel(_) => return Ok(()),
-            StepKind::Set(value) => self.templates.render(&value.value, ctx),
-            StepKind::Log(text) => self.render_text(text, ctx).map(|message| {
+            StepKind::Set(value) => self
+                .templates
+                .render(&value.value, ctx, &self.budget(run_id)),
+            StepKind::Log(text) => self.render_text(run_id, text, ctx).map(|message| {
                 tracing::info!(step = %step.id, "{message}");
                 Value::String(message)
             }),
             StepKind::Fail(text) => {
-                let message = self.render_text(text, ctx).unwrap_or_else(|e| e);
+                let message = self.render_text(run_id, text, ctx).unwrap_or_else(|e| e);
                 record.error = Some(StepError::new(ErrorCode::Failed, message));
                 return Ok(());
             }
-            StepKind::Switch(switch) => {
-                self.templates
-                    .render_str(&switch.on.text, ctx)
-                    .map(|key| match key {
-                        Value::Null => Value::String(String::new()),
-                        other => Value::String(as_text(other)),
-                    })
-            }
+            StepKind::Switch(switch) => self
+                .templates
+                .render_str(&switch.on.text, ctx, &self.budget(run_id))
+                .map(|key| match key {
+                    Value::Null => Value::String(String::new()),
+                    other => Value::String(as_text(other)),
+                }),
         };
         match rendered {
             Ok(output) => {
@@ -113,19 +116,25 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         Ok(())
     }
 
-    fn render_text(&self, text: &Text, ctx: &Value) -> Result<String, String> {
-        self.templates.render_str(&text.text, ctx).map(as_text)
+    fn render_text(&self, run_id: &str, text: &Text, ctx: &Value) -> Result<String, String> {
+        self.templates
+            .render_str(&text.text, ctx, &self.budget(run_id))
+            .map(as_text)
     }
 
     /// A step's rendered input; on a template error, records it and gives
     /// nothing.
     pub(super) fn render_input(
         &self,
+        run_id: &str,
         with: &Templated,
         ctx: &Value,
         record: &mut StepRecord,
     ) -> Option<Value> {
-        match self.templates.render(&with.value, ctx) {
+        match self
+            .templates
+            .render(&with.value, ctx, &self.budget(run_id))
+        {
             Ok(input) => Some(input),
             Err(e) => {
                 record.error = Some(template_error(e));
@@ -142,7 +151,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         ctx: &Value,
         record: &mut StepRecord,
     ) -> Result<()> {
-        let message = match self.render_text(&spec.message, ctx) {
+        let message = match self.render_text(run_id, &spec.message, ctx) {
             Ok(message) => message,
             Err(e) => {
                 record.error = Some(template_error(e));
@@ -187,7 +196,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         record: &mut StepRecord,
     ) -> Result<()> {
         let name = &call.playbook.text;
-        let Some(input) = self.render_input(&call.with, ctx, record) else {
+        let Some(input) = self.render_input(run_id, &call.with, ctx, record) else {
             return Ok(());
         };
         record.input = input.clone();

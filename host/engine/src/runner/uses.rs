@@ -37,14 +37,16 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     ) -> Result<()> {
         let (inputs, items) = match &uses.for_each {
             None => {
-                let Some(input) = self.render_input(&uses.with, ctx, record) else {
+                let Some(input) = self.render_input(run_id, &uses.with, ctx, record) else {
                     return Ok(());
                 };
                 record.input = input.clone();
                 (vec![input], false)
             }
             Some(for_each) => {
-                let Some(inputs) = self.item_inputs(uses, &for_each.items.text, ctx, record) else {
+                let Some(inputs) =
+                    self.item_inputs(run_id, uses, &for_each.items.text, ctx, record)
+                else {
                     return Ok(());
                 };
                 record.input = Value::Array(inputs.clone());
@@ -101,12 +103,13 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
     /// nothing.
     fn item_inputs(
         &self,
+        run_id: &str,
         uses: &Uses,
         items: &str,
         ctx: &Value,
         record: &mut StepRecord,
     ) -> Option<Vec<Value>> {
-        let items = match self.templates.render_str(items, ctx) {
+        let items = match self.templates.render_str(items, ctx, &self.budget(run_id)) {
             Ok(Value::Array(items)) => items,
             Ok(Value::Null) => Vec::new(),
             Ok(other) => {
@@ -134,7 +137,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         for (index, item) in items.into_iter().enumerate() {
             item_ctx["item"] = item;
             item_ctx["index"] = json!(index);
-            inputs.push(self.render_input(&uses.with, &item_ctx, record)?);
+            inputs.push(self.render_input(run_id, &uses.with, &item_ctx, record)?);
         }
         Some(inputs)
     }

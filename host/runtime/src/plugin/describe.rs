@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{ActionInfo, Plugin};
-use crate::error::LoadError;
+use crate::error::{Fault, LoadError};
 
 impl Plugin {
     /// Asks the component what it offers and checks that against the manifest.
@@ -26,12 +26,16 @@ impl Plugin {
                 .call_describe(&mut store)
                 .await
         };
-        let info = tokio::time::timeout(Duration::from_millis(self.limits.timeout_ms), info)
-            .await
-            .map_err(|_| {
-                component_error("describe did not finish within the plugin's deadline".to_owned())
-            })?
-            .map_err(|e| component_error(format!("describe failed: {e:#}")))?;
+        let outcome =
+            tokio::time::timeout(Duration::from_millis(self.limits.timeout_ms), info).await;
+        // Said as a call's failure is said (the deadline, the memory limit, a
+        // panic), not as wasmtime's backtrace.
+        let info = match outcome {
+            Err(_elapsed) => Err(Fault::Deadline(self.limits.timeout_ms)),
+            Ok(Err(trap)) => Err(self.classify_trap(&trap, store.data())),
+            Ok(Ok(info)) => Ok(info),
+        }
+        .map_err(|fault| component_error(format!("describe failed: {fault} (limits in plugin.toml, or the operator's [plugins.{}] limits)", self.manifest.name)))?;
 
         let mut exported: Vec<&str> = info.actions.iter().map(|a| a.name.as_str()).collect();
         let mut declared: Vec<&str> = self.manifest.actions.iter().map(String::as_str).collect();
