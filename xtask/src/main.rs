@@ -7,11 +7,15 @@
 //!   `VT_API_KEY` is set, in which case against the real API.
 //! - `cargo xtask test`: build the plugins and run every test.
 //! - `cargo xtask bench`: the benchmarks behind BENCHMARKS.md.
+//! - `cargo xtask fuzz [--time SECS] [TARGET...]`: the fuzz targets under
+//!   libFuzzer (see `fuzz.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
+
+mod fuzz;
 
 /// Shipped plugins: crate name and folder under `plugins/`.
 const PLUGINS: &[&str] = &["ioc-extract", "virustotal", "fasttext", "keyword-match"];
@@ -37,8 +41,11 @@ fn xtask() -> anyhow::Result<()> {
         Some("demo") => demo(args.get(1).map(String::as_str)),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench");
+            eprintln!(
+                "usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench | fuzz [--time SECS] [TARGET...]"
+            );
             std::process::exit(2);
         }
     }

@@ -32,4 +32,4 @@ pub use run::{
 };
 pub use runner::{LEASE_BOUNDS, PlaybookLoader, RunError, Runner};
 pub use store::{ApprovalRequest, ApprovalState, CallTrace, Lease, RunStore};
-pub use template::Templates;
+pub use template::{RunBudget, Templates};

@@ -16,6 +16,8 @@ pub struct Origin {
 
 impl Origin {
     /// The origin of an absolute URL, with the scheme's default port filled in.
+    /// A host of only dots (`https://./`, which the URL parser accepts) has
+    /// no origin: with its root dot trimmed it would be empty.
     pub fn from_url(url: &url::Url) -> Option<Origin> {
         let scheme = url.scheme().to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
@@ -26,6 +28,9 @@ impl Origin {
             url::Host::Ipv4(ip) => ip.to_string(),
             url::Host::Ipv6(ip) => ip.to_string(),
         };
+        if host.is_empty() {
+            return None;
+        }
         Some(Origin {
             scheme,
             host,
@@ -131,6 +136,20 @@ mod tests {
 
     fn origin(url: &str) -> Origin {
         Origin::from_url(&url::Url::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_host_of_dots_has_no_origin() {
+        // Found by the `origin` fuzz target: the trailing-dot trim left "".
+        for url in [
+            "https://./",
+            "http://../x",
+            "https:/./u4ffff:%7D27]0.1..0;8443/path",
+        ] {
+            let parsed = url::Url::parse(url).unwrap();
+            assert_eq!(Origin::from_url(&parsed), None, "{url}");
+        }
+        assert_eq!(origin("https://example.com./").host, "example.com");
     }
 
     #[test]

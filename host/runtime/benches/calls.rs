@@ -6,7 +6,10 @@
 //! - a trivial action (`hostile.noop`), each call in a fresh instance;
 //! - `ioc-extract.extract` on a 1 KiB alert, each call in a fresh instance,
 //!   and in the warm instances it opts in to as shipped;
-//! - the same two done by starting `python3` per call (`benches/python/`).
+//! - the same two done by starting `python3` per call (`benches/python/`);
+//! - `hostile.fetch` of a 64 KiB answer from a local upstream, without a
+//!   credential and with one bound, whose every response the broker scrubs of
+//!   the secret's forms (the price of scrubbing).
 //!
 //! Percentiles come from every individual call's wall time, sorted.
 
@@ -97,6 +100,60 @@ async fn plugin_calls(
     stats(label, samples, start.elapsed())
 }
 
+/// A local upstream answering every request with `body`, one connection per
+/// request as the broker makes them. Returns its origin.
+async fn upstream(body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0; 8192];
+                let mut read = 0;
+                // The request has no body: it ends at the blank line.
+                while !request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut request[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    origin
+}
+
+/// The hostile plugin granted `origin`, with its `api_key` credential bound
+/// to a file when `credential`.
+async fn granted(runtime: &Runtime, wasm_dir: &Path, origin: &str, credential: bool) -> Plugin {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap().keep();
+    let manifest = std::fs::read_to_string(repo.join("tests/plugins/hostile/plugin.toml")).unwrap();
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    std::fs::copy(wasm_dir.join("hostile.wasm"), dir.join("plugin.wasm")).unwrap();
+    std::fs::write(dir.join("key"), "bench-secret-0f9a8b7c6d5e").unwrap();
+    let mut config = format!(
+        "[plugins.hostile]\nsettings = {{ base_url = {origin:?} }}\nallow = [{origin:?}]\nlimits = {{ max_response_kb = 1024 }}\n"
+    );
+    if credential {
+        config += &format!(
+            "credentials.api_key = {{ file = {:?} }}\n",
+            dir.join("key").display().to_string()
+        );
+    }
+    let config = aerie_manifest::Config::parse(&dir.join("aerie.toml"), &config).unwrap();
+    Plugin::load(runtime, &dir.join("plugin.toml"), &config.grant("hostile"))
+        .await
+        .unwrap()
+}
+
 /// The interpreter itself, not a version-manager shim in front of it.
 fn python() -> Option<PathBuf> {
     let out = Command::new("python3")
@@ -182,7 +239,33 @@ fn main() {
         )
         .await;
         let alert = json!({ "text": ALERT });
+        // JSON-like text with no secret in it: scrubbing scans it all and
+        // replaces nothing, the common case.
+        let body: &'static str =
+            "{\"data\": {\"attributes\": {\"last_analysis_stats\": {\"malicious\": 0}}}} "
+                .repeat(64 * 1024 / 64)
+                .leak();
+        let origin = upstream(body).await;
+        let fetch = json!({ "url": format!("{origin}/") });
+        let plain = granted(&runtime, &wasm_dir, &origin, false).await;
+        let scrubbed = granted(&runtime, &wasm_dir, &origin, true).await;
         let mut rows = vec![
+            plugin_calls(
+                "fetch 64 KiB from 127.0.0.1, no credential",
+                &plain,
+                "fetch",
+                &fetch,
+                2_000,
+            )
+            .await,
+            plugin_calls(
+                "fetch 64 KiB from 127.0.0.1, credential (scrubbed)",
+                &scrubbed,
+                "fetch",
+                &fetch,
+                2_000,
+            )
+            .await,
             plugin_calls(
                 "trivial action, fresh instance per call",
                 &hostile,

@@ -30,12 +30,17 @@ impl Plugin {
             tokio::time::timeout(Duration::from_millis(self.limits.timeout_ms), info).await;
         // Said as a call's failure is said (the deadline, the memory limit, a
         // panic), not as wasmtime's backtrace.
-        let info = match outcome {
+        let described = match outcome {
+            Ok(Ok(info)) => Ok(info),
             Err(_elapsed) => Err(Fault::Deadline(self.limits.timeout_ms)),
             Ok(Err(trap)) => Err(self.classify_trap(&trap, store.data())),
-            Ok(Ok(info)) => Ok(info),
-        }
-        .map_err(|fault| component_error(format!("describe failed: {fault} (limits in plugin.toml, or the operator's [plugins.{}] limits)", self.manifest.name)))?;
+        };
+        let info = described.map_err(|fault| {
+            component_error(format!(
+                "describe failed: {fault} (limits in plugin.toml, or the operator's [plugins.{}] limits)",
+                self.manifest.name
+            ))
+        })?;
 
         let mut exported: Vec<&str> = info.actions.iter().map(|a| a.name.as_str()).collect();
         let mut declared: Vec<&str> = self.manifest.actions.iter().map(String::as_str).collect();
