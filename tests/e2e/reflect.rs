@@ -111,6 +111,38 @@ async fn a_reflecting_upstream_never_hands_the_plugin_its_key() {
 }
 
 #[tokio::test]
+async fn a_plugin_with_credentials_gets_only_answers_the_host_can_scrub() {
+    let upstream = Upstream::new();
+    let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = Site::new();
+    let key = site.file("key", SECRET);
+    site.hostile("hostile", |m| m)
+        .config(&grant("hostile", &origin, &key_file(&key)));
+    let plugin = site.load("hostile").await;
+    // The guest asks for gzip; the upstream is asked for identity.
+    let ok = plugin
+        .call(
+            "fetch",
+            &json!({"url": format!("{origin}/hello"), "headers": {"accept-encoding": "gzip"}}),
+        )
+        .await;
+    assert_eq!(ok.result.unwrap()["status"], 200);
+    let sent = upstream.received().pop().unwrap();
+    assert!(
+        sent.contains(&("accept-encoding".to_owned(), "identity".to_owned())),
+        "{sent:?}"
+    );
+    // An upstream that compresses anyway is refused before the guest reads.
+    let report = plugin
+        .call("fetch", &json!({"url": format!("{origin}/gzip")}))
+        .await;
+    let err = report.result.unwrap_err();
+    assert_eq!(err.code().as_str(), "denied", "{err}");
+    assert!(err.to_string().contains("is `gzip`-encoded"), "{err}");
+}
+
+#[tokio::test]
 async fn a_plugin_without_credentials_gets_responses_untouched() {
     let upstream = Upstream::new();
     let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();

@@ -39,6 +39,7 @@ impl Upstream {
             .route("/bytes/{n}", get(bytes))
             .route("/slow/{ms}", get(slow))
             .route("/echo", get(echo))
+            .route("/gzip", get(gzipped))
             .layer(axum::middleware::from_fn_with_state(self.clone(), record))
             .with_state(self.clone())
     }
@@ -132,5 +133,19 @@ async fn echo(request: axum::extract::Request) -> axum::response::Response {
     if let Ok(location) = axum::http::HeaderValue::try_from(&target) {
         headers.insert(axum::http::header::LOCATION, location);
     }
+    response
+}
+
+/// Answers in gzip whatever was asked: a compressed echo would carry a
+/// reflected secret past a scrubber that reads the bytes as sent. (The body
+/// is a gzip header and nothing more; the broker must refuse on the header.)
+async fn gzipped() -> axum::response::Response {
+    let mut response = axum::response::IntoResponse::into_response(
+        &b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"[..],
+    );
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_ENCODING,
+        axum::http::HeaderValue::from_static("gzip"),
+    );
     response
 }

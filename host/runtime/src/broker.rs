@@ -409,6 +409,15 @@ async fn send(
         }
     };
     policy.inject(&origin, &mut request)?;
+    let scrubbing = policy.redactor.patterns().is_some();
+    if scrubbing {
+        // The scrubber reads the bytes as sent: a compressed answer would
+        // carry a reflected secret past it for the guest to inflate.
+        request.headers_mut().insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
 
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
@@ -423,6 +432,22 @@ async fn send(
         }
     };
     record.status = Some(response.status().as_u16());
+    let coding = response
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|c| !c.is_empty() && c != "identity");
+    if let Some(coding) = coding.filter(|_| scrubbing) {
+        let reason = format!(
+            "the response from {origin} is `{coding}`-encoded, though identity was asked for: a plugin holding credentials only gets answers the host can scrub"
+        );
+        finish(record, Some(reason));
+        return Err(Error::HttpResponseContentCoding(Some(coding)));
+    }
 
     let (mut parts, incoming) = response.into_parts();
     let header_bytes = parts
