@@ -16,21 +16,28 @@ pub struct Origin {
 
 impl Origin {
     /// The origin of an absolute URL, with the scheme's default port filled in.
-    /// A host of only dots (`https://./`, which the URL parser accepts) has
-    /// no origin: with its root dot trimmed it would be empty.
+    /// A name's root dot is dropped (`example.com.` is `example.com`); a name
+    /// with an empty label (`https://./`, `http://12../`, which the URL parser
+    /// accepts) has no origin: trimmed, it would be empty or read as another
+    /// host (`12` is the address 0.0.0.12).
     pub fn from_url(url: &url::Url) -> Option<Origin> {
         let scheme = url.scheme().to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return None;
         }
         let host = match url.host()? {
-            url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+            url::Host::Domain(d) => {
+                let name = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
+                if name.split('.').any(str::is_empty)
+                    || !matches!(url::Host::parse(&name), Ok(url::Host::Domain(_)))
+                {
+                    return None;
+                }
+                name
+            }
             url::Host::Ipv4(ip) => ip.to_string(),
             url::Host::Ipv6(ip) => ip.to_string(),
         };
-        if host.is_empty() {
-            return None;
-        }
         Some(Origin {
             scheme,
             host,
