@@ -1,6 +1,8 @@
-//! `cargo xtask fuzz [--time SECS] [TARGET...]`: each fuzz target under
-//! libFuzzer for a set time (default 60 s each; every target in
-//! `fuzz/fuzz_targets/` unless some are named).
+//! `cargo xtask fuzz [--time SECS] [--seed N] [TARGET...]`: each fuzz target
+//! under libFuzzer for a set time (default 60 s each; every target in
+//! `fuzz/fuzz_targets/` unless some are named). `--seed` makes the inputs
+//! tried the same from run to run (CI uses it, so that its verdict on a commit
+//! does not depend on luck; longer runs without it explore more).
 //!
 //! The targets are built on the stable toolchain the way cargo-fuzz builds
 //! them (LLVM's SanitizerCoverage, which rustc exposes on stable, and
@@ -29,6 +31,7 @@ const INSTRUMENTATION: &[&str] = &[
 
 pub fn fuzz(args: &[String]) -> anyhow::Result<()> {
     let mut seconds = 60u64;
+    let mut seed = None;
     let mut chosen = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -38,6 +41,14 @@ pub fn fuzz(args: &[String]) -> anyhow::Result<()> {
                 seconds = value
                     .parse()
                     .with_context(|| format!("--time {value}: not a number of seconds"))?;
+            }
+            "--seed" => {
+                let value = args.next().context("--seed needs a number")?;
+                seed = Some(
+                    value
+                        .parse::<u32>()
+                        .with_context(|| format!("--seed {value}: not a number"))?,
+                );
             }
             name => chosen.push(name.to_owned()),
         }
@@ -77,10 +88,19 @@ pub fn fuzz(args: &[String]) -> anyhow::Result<()> {
     for target in &targets {
         let saved = Path::new("fuzz/corpus").join(target);
         let working = dir.join("corpus").join(target);
+        // A seeded run starts from the committed corpus alone, so that it
+        // tries the same inputs wherever and whenever it runs.
+        if seed.is_some() && working.exists() {
+            std::fs::remove_dir_all(&working)?;
+        }
         std::fs::create_dir_all(&saved)?;
         std::fs::create_dir_all(&working)?;
         println!("fuzz: {target} for {seconds} s");
-        let status = Command::new(bin.join(target))
+        let mut fuzzer = Command::new(bin.join(target));
+        if let Some(seed) = seed {
+            fuzzer.arg(format!("-seed={seed}"));
+        }
+        let status = fuzzer
             // New inputs go to the first folder, the working one.
             .arg(&working)
             .arg(&saved)

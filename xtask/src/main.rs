@@ -7,7 +7,7 @@
 //!   `VT_API_KEY` is set, in which case against the real API.
 //! - `cargo xtask test`: build the plugins and run every test.
 //! - `cargo xtask bench`: the benchmarks behind BENCHMARKS.md.
-//! - `cargo xtask fuzz [--time SECS] [TARGET...]`: the fuzz targets under
+//! - `cargo xtask fuzz [--time SECS] [--seed N] [TARGET...]`: the fuzz targets under
 //!   libFuzzer (see `fuzz.rs`).
 
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ fn xtask() -> anyhow::Result<()> {
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench | fuzz [--time SECS] [TARGET...]"
+                "usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench | fuzz [--time SECS] [--seed N] [TARGET...]"
             );
             std::process::exit(2);
         }

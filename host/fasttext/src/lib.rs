@@ -480,8 +480,15 @@ fn sigmoid_table() -> Vec<f32> {
 
 /// `buildTree`: fastText's Huffman tree over the label counts (most frequent
 /// label first), leaves `0..n`, internal nodes after, the root last.
+///
+/// A file's counts are not trusted to be sorted or small: where fastText
+/// would read a node not yet built (fuzzing found counts that reach its
+/// sentinel), a leaf is taken instead, and sums saturate.
 fn huffman(counts: &[i64]) -> Vec<Node> {
     let osz = counts.len();
+    if osz == 0 {
+        return Vec::new();
+    }
     let mut count: Vec<i64> = vec![1_000_000_000_000_000; 2 * osz - 1];
     count[..osz].copy_from_slice(counts);
     let mut tree = vec![
@@ -496,7 +503,9 @@ fn huffman(counts: &[i64]) -> Vec<Node> {
     for i in osz..2 * osz - 1 {
         let mut mini = [0usize; 2];
         for m in &mut mini {
-            if leaf >= 0 && count[leaf as usize] < count[node] {
+            // Two items are always left to take, so with no built node
+            // left (`node == i`) a leaf is.
+            if leaf >= 0 && (node >= i || count[leaf as usize] < count[node]) {
                 *m = leaf as usize;
                 leaf -= 1;
             } else {
@@ -508,7 +517,7 @@ fn huffman(counts: &[i64]) -> Vec<Node> {
             left: mini[0] as i32,
             right: mini[1] as i32,
         };
-        count[i] = count[mini[0]] + count[mini[1]];
+        count[i] = count[mini[0]].saturating_add(count[mini[1]]);
     }
     tree
 }
@@ -633,4 +642,34 @@ fn read_args(r: &mut Reader<'_>) -> Result<Args, Error> {
         lr_update_rate,
         t,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huffman_tree_is_built_from_any_counts() {
+        // Sorted, as fastText writes them; unsorted, negative, at its
+        // sentinel and past it, as a damaged or hostile file may have them.
+        let cases: [&[i64]; 5] = [
+            &[50, 20, 20, 5, 1],
+            &[1, 5, 3],
+            &[-3, 7, 0],
+            &[1_000_000_000_000_000, i64::MAX, 2],
+            &[9],
+        ];
+        for counts in cases {
+            let tree = huffman(counts);
+            assert_eq!(tree.len(), 2 * counts.len() - 1, "{counts:?}");
+            // Every internal node's children come before it.
+            for (i, node) in tree.iter().enumerate().skip(counts.len()) {
+                assert!(
+                    (node.left as usize) < i && (node.right as usize) < i,
+                    "{counts:?}"
+                );
+            }
+        }
+        assert!(huffman(&[]).is_empty());
+    }
 }
