@@ -101,6 +101,26 @@ impl Site {
         self.plugin(folder, &patch(manifest), &wasm("hostile"))
     }
 
+    /// The hostile plugin granted `origin`, its `api_key` credential applied
+    /// as `apply` (a manifest `apply` value) and bound to a file holding
+    /// `secret`.
+    pub async fn hostile_with_credential(
+        &self,
+        apply: &str,
+        origin: &str,
+        secret: &str,
+    ) -> Arc<Plugin> {
+        let key = self.file("key", secret);
+        self.hostile("hostile", |m| {
+            m.replace(
+                r#"apply = { header = "x-apikey" }"#,
+                &format!("apply = {apply}"),
+            )
+        })
+        .config(&grant("hostile", origin, &key_file(&key)));
+        self.load("hostile").await
+    }
+
     pub fn config(&self, toml: &str) -> &Self {
         std::fs::write(self.path().join("aerie.toml"), toml).unwrap();
         self

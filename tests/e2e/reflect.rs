@@ -55,15 +55,7 @@ async fn a_reflecting_upstream_never_hands_the_plugin_its_key() {
     ];
     for (apply, wire) in cases {
         let site = Site::new();
-        let key = site.file("key", SECRET);
-        site.hostile("hostile", |m| {
-            m.replace(
-                r#"apply = { header = "x-apikey" }"#,
-                &format!("apply = {apply}"),
-            )
-        })
-        .config(&grant("hostile", &origin, &key_file(&key)));
-        let plugin = site.load("hostile").await;
+        let plugin = site.hostile_with_credential(apply, &origin, SECRET).await;
         let mut needles = forms(SECRET);
         needles.extend(forms(&wire));
         needles.push(STANDARD.encode(format!("svc:{SECRET}")));

@@ -125,15 +125,7 @@ async fn each_way_of_applying_a_credential_reaches_the_upstream() {
     ];
     for (apply, (header, value)) in cases {
         let site = Site::new();
-        let key = site.file("key", SECRET);
-        site.hostile("hostile", |m| {
-            m.replace(
-                r#"apply = { header = "x-apikey" }"#,
-                &format!("apply = {apply}"),
-            )
-        })
-        .config(&grant("hostile", &origin, &key_file(&key)));
-        let plugin = site.load("hostile").await;
+        let plugin = site.hostile_with_credential(apply, &origin, SECRET).await;
         let report = plugin
             .call("fetch", &json!({"url": format!("{origin}/hello")}))
             .await;
@@ -162,15 +154,9 @@ async fn a_query_credential_is_added_to_the_url_and_never_recorded() {
     let (addr, _server) = aerie_tests::serve(upstream.router()).await.unwrap();
     let origin = format!("http://{addr}");
     let site = Site::new();
-    let key = site.file("key", SECRET);
-    site.hostile("hostile", |m| {
-        m.replace(
-            r#"apply = { header = "x-apikey" }"#,
-            r#"apply = { query = "apikey" }"#,
-        )
-    })
-    .config(&grant("hostile", &origin, &key_file(&key)));
-    let plugin = site.load("hostile").await;
+    let plugin = site
+        .hostile_with_credential(r#"{ query = "apikey" }"#, &origin, SECRET)
+        .await;
     let report = plugin
         .call("fetch", &json!({"url": format!("{origin}/hello?x=1")}))
         .await;

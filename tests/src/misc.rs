@@ -50,16 +50,7 @@ async fn record(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = pairs(request.headers());
     up.headers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -74,6 +65,19 @@ async fn record(
         .unwrap_or_else(|e| e.into_inner())
         .push(target);
     next.run(request).await
+}
+
+/// Every header as a `(name, value)` pair, in order.
+fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// `n` bytes of `a`.
@@ -98,16 +102,7 @@ async fn echo(request: axum::extract::Request) -> axum::response::Response {
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let mut values: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let mut values = pairs(request.headers());
     values.push(("url".to_owned(), target.clone()));
     let encoded: Vec<serde_json::Value> = values
         .iter()
