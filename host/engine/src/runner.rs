@@ -194,10 +194,16 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             }
         };
         let work = self.steps(playbook, run);
-        tokio::select! {
+        let done = tokio::select! {
             done = work => done,
             lost = renew => lost,
-        }
+        };
+        // Finished, waiting or failed: this attempt's template budget goes.
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        done
     }
 
     async fn steps(&self, playbook: &Playbook, run: &mut RunRecord) -> Result<()> {
@@ -247,22 +253,19 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&run.id);
         }
-        self.budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&run.id);
         Ok(())
     }
 
     /// The template budget of a run this runner drives: one per run (and per
     /// attempt: a resumed run starts afresh).
     fn budget(&self, run_id: &str) -> std::sync::Arc<RunBudget> {
-        self.budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(run_id.to_owned())
-            .or_default()
-            .clone()
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up before inserting: every render asks, and the id is only
+        // copied once per attempt.
+        if let Some(budget) = budgets.get(run_id) {
+            return budget.clone();
+        }
+        budgets.entry(run_id.to_owned()).or_default().clone()
     }
 
     /// A runner for a playbook that run `run_id` calls: the same plugins,

@@ -35,7 +35,7 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use crate::budget::{Budget, Charge};
+use crate::budget::{Budget, Charge, header_bytes};
 use crate::secrets::{Redactor, Secret};
 
 mod address;
@@ -450,12 +450,7 @@ async fn send(
     }
 
     let (mut parts, incoming) = response.into_parts();
-    let header_bytes = parts
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len())
-        .sum::<usize>();
-    if let Err(exceeded) = budget.charge(Charge::ResponseHeaders, header_bytes) {
+    if let Err(exceeded) = budget.charge(Charge::ResponseHeaders, header_bytes(&parts.headers)) {
         finish(record, Some(exceeded.to_string()));
         return Err(Error::HttpResponseHeaderSectionSize(None));
     }

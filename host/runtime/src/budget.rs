@@ -37,6 +37,11 @@ impl Charge {
     }
 }
 
+/// What a header map is charged: the bytes of its names and values.
+pub(crate) fn header_bytes(map: &http::HeaderMap) -> usize {
+    map.iter().map(|(k, v)| k.as_str().len() + v.len()).sum()
+}
+
 /// The fixed cost charged for each resource the guest creates, whatever it
 /// holds: a table slot and the bookkeeping around it.
 pub(crate) const RESOURCE_COST: usize = 64;

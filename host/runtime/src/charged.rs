@@ -6,7 +6,6 @@
 //! resources, but not their product: tens of thousands of 64 KiB header sets
 //! are within both. Charging at creation bounds the sum.
 
-use http::HeaderMap;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi_http::p2::bindings::http::types;
@@ -14,7 +13,7 @@ use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
 use wasmtime_wasi_http::{FieldMap, WasiHttpView};
 
-use crate::budget::{Charge, RESOURCE_COST};
+use crate::budget::{Charge, RESOURCE_COST, header_bytes};
 use crate::state::CallState;
 
 /// The wasi:http version wasmtime-wasi-http links; a component importing an
@@ -27,11 +26,19 @@ const TYPES: &str = "wasi:http/types@0.2.12";
 /// broker's hooks set it), charged when the body is taken.
 pub(crate) const OUTGOING_CHUNK: usize = 64 * 1024;
 
-fn content(map: &HeaderMap) -> usize {
-    map.iter().map(|(k, v)| k.as_str().len() + v.len()).sum()
-}
-
 type HeaderResult<T> = Result<T, types::HeaderError>;
+
+/// wasmtime's result for a `header-error` function as the guest receives it:
+/// its own error as the WIT value, a trap as a trap.
+fn lowered<T>(
+    http: &mut wasmtime_wasi_http::WasiHttpCtxView<'_>,
+    result: Result<T, wasmtime_wasi_http::p2::HeaderError>,
+) -> wasmtime::Result<(HeaderResult<T>,)> {
+    Ok((match result {
+        Ok(value) => Ok(value),
+        Err(e) => Err(types::Host::convert_header_error(http, e)?),
+    },))
+}
 
 /// Re-links the charging functions into `linker`, which already holds
 /// wasmtime-wasi-http's.
@@ -57,12 +64,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
                 .budget
                 .charge(Charge::HeaderFields, RESOURCE_COST + bytes)?;
             let mut http = state.http();
-            let result: HeaderResult<Resource<FieldMap>> =
-                match types::HostFields::from_list(&mut http, entries) {
-                    Ok(fields) => Ok(fields),
-                    Err(e) => Err(types::Host::convert_header_error(&mut http, e)?),
-                };
-            Ok((result,))
+            let result = types::HostFields::from_list(&mut http, entries);
+            lowered(&mut http, result)
         },
     )?;
 
@@ -74,12 +77,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
             let bytes = name.len() + values.iter().map(Vec::len).sum::<usize>();
             state.budget.charge(Charge::HeaderFields, bytes)?;
             let mut http = state.http();
-            let result: HeaderResult<()> =
-                match types::HostFields::set(&mut http, fields, name, values) {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(types::Host::convert_header_error(&mut http, e)?),
-                };
-            Ok((result,))
+            let result = types::HostFields::set(&mut http, fields, name, values);
+            lowered(&mut http, result)
         },
     )?;
 
@@ -92,12 +91,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
                 .budget
                 .charge(Charge::HeaderFields, name.len() + value.len())?;
             let mut http = state.http();
-            let result: HeaderResult<()> =
-                match types::HostFields::append(&mut http, fields, name, value) {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(types::Host::convert_header_error(&mut http, e)?),
-                };
-            Ok((result,))
+            let result = types::HostFields::append(&mut http, fields, name, value);
+            lowered(&mut http, result)
         },
     )?;
 
@@ -105,7 +100,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
         "[method]fields.clone",
         |mut store: StoreContextMut<'_, CallState>, (fields,): (Resource<FieldMap>,)| {
             let state = store.data_mut();
-            let bytes = content(state.table.get(&fields)?);
+            let bytes = header_bytes(state.table.get(&fields)?);
             state
                 .budget
                 .charge(Charge::HeaderFields, RESOURCE_COST + bytes)?;

@@ -224,6 +224,10 @@ impl StreamScrubber {
         }
     }
 
+    pub(crate) fn patterns(&self) -> &Patterns {
+        &self.patterns
+    }
+
     /// The held-back tail, scrubbed: the body has ended.
     pub(crate) fn finish(&mut self) -> Bytes {
         let tail = std::mem::take(&mut self.carry).freeze();

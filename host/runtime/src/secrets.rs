@@ -62,23 +62,15 @@ pub use crate::scrub::REDACTED;
 /// in text or JSON with [`REDACTED`].
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Arc<Vec<Secret>>,
     patterns: Option<Arc<Patterns>>,
 }
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
         let secrets: Vec<Secret> = secrets.into_iter().collect();
-        let patterns = Patterns::new(secrets.iter().map(Secret::expose)).map(Arc::new);
         Redactor {
-            secrets: Arc::new(secrets),
-            patterns,
+            patterns: Patterns::new(secrets.iter().map(Secret::expose)).map(Arc::new),
         }
-    }
-
-    /// A redactor that knows the secrets of both.
-    pub fn merge(&self, other: &Redactor) -> Redactor {
-        Redactor::new(self.secrets.iter().chain(other.secrets.iter()).cloned())
     }
 
     pub fn is_empty(&self) -> bool {

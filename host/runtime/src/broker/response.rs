@@ -107,7 +107,6 @@ pub(super) fn scrub_headers(patterns: &Patterns, headers: &mut HeaderMap) {
 pub(super) struct Scrubbed<B> {
     pub inner: B,
     pub scrubber: StreamScrubber,
-    pub patterns: Arc<Patterns>,
     /// Trailers that arrived while the tail was still held back.
     pub trailers: Option<HeaderMap>,
     pub done: bool,
@@ -117,8 +116,7 @@ impl<B> Scrubbed<B> {
     pub fn new(inner: B, patterns: Arc<Patterns>) -> Self {
         Scrubbed {
             inner,
-            scrubber: StreamScrubber::new(patterns.clone()),
-            patterns,
+            scrubber: StreamScrubber::new(patterns),
             trailers: None,
             done: false,
         }
@@ -167,7 +165,7 @@ where
                     let Ok(mut trailers) = frame.into_trailers() else {
                         continue;
                     };
-                    scrub_headers(&this.patterns, &mut trailers);
+                    scrub_headers(this.scrubber.patterns(), &mut trailers);
                     this.done = true;
                     let tail = this.scrubber.finish();
                     if tail.is_empty() {
