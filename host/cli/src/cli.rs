@@ -22,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the webhooks, the API and the workers that run queued runs,
+    /// until SIGTERM or Ctrl-C.
+    Serve,
     /// Run one playbook once and print the run.
     Run(RunArgs),
     /// Check playbooks.
@@ -45,6 +48,23 @@ pub enum Command {
     /// fastText models: train one.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// API tokens for scripts and the API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token acting as USER and print it, once: the store keeps only
+    /// its hash.
+    Create {
+        /// The user the token acts as (approvals are that user's).
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+        /// How long it is valid: `30d`, `12h` (default: until revoked).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

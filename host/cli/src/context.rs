@@ -39,13 +39,17 @@ impl Context {
         if let Some(registry) = self.registry.get() {
             return Ok(registry);
         }
-        let runtime = Runtime::new(&RuntimeOptions {
-            cache_dir: Some(cache_dir(&self.config)),
-        })?;
-        let registry =
-            Registry::open(runtime, &self.config).context("opening the plugins folder")?;
+        let registry = open_registry(&self.config)?;
         Ok(self.registry.get_or_init(|| registry))
     }
+}
+
+/// A runtime and the plugins folder of `config`.
+pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: Some(cache_dir(config)),
+    })?;
+    Registry::open(runtime, config).context("opening the plugins folder")
 }
 
 fn cache_dir(config: &Config) -> PathBuf {

@@ -30,6 +30,6 @@ pub use plugins::{PluginCall, Plugins};
 pub use run::{
     PluginRef, RunRecord, RunStatus, StepError, StepLogs, StepRecord, StepStatus, UnknownStatus,
 };
-pub use runner::{LEASE_BOUNDS, PlaybookLoader, RunError, Runner};
+pub use runner::{LEASE_BOUNDS, PlaybookLoader, RunError, Runner, new_run};
 pub use store::{ApprovalRequest, ApprovalState, CallTrace, Lease, RunStore};
 pub use template::{RunBudget, Templates};

@@ -82,6 +82,8 @@ macro_rules! status {
 }
 
 status!(RunStatus, "run" {
+    /// Stored by a trigger, waiting for a worker to claim it.
+    Queued = "queued",
     Running = "running",
     /// Paused at an approval.
     Waiting = "waiting",

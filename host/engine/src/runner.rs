@@ -67,6 +67,33 @@ pub struct Runner<'a, P, S> {
     budgets: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<RunBudget>>>,
 }
 
+/// A new run of `playbook` on `input`, every step pending: what `run` records
+/// before executing it, and what a trigger queues for a worker. Invalid input
+/// is an error, and nothing is recorded.
+pub fn new_run(playbook: &Playbook, input: &Value, status: RunStatus) -> Result<RunRecord> {
+    let inputs = playbook.bind_inputs(input).map_err(|why| RunError::Input {
+        playbook: playbook.name.clone(),
+        why,
+    })?;
+    Ok(RunRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        playbook: playbook.name.clone(),
+        status,
+        input: inputs,
+        output: Value::Null,
+        error: None,
+        steps: playbook
+            .all_steps()
+            .into_iter()
+            .enumerate()
+            .map(|(seq, step)| StepRecord::pending(seq, &step.id))
+            .collect(),
+        started_at: now(),
+        finished_at: None,
+        classification: None,
+    })
+}
+
 impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
     pub fn new(plugins: &'a P, store: &'a S) -> Self {
         Runner {
@@ -103,6 +130,11 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         self
     }
 
+    /// Who holds the leases this runner takes: one per process.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     fn lease(&self) -> Lease {
         let millis = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         Lease {
@@ -111,8 +143,8 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         }
     }
 
-    /// Claims a run whose process died (or `only` that one, if its lease
-    /// expired) and finishes it. `load` turns the stored playbook source into a
+    /// Claims a queued run, or one whose process died (or `only` that one, if
+    /// its lease expired), and finishes it. `load` turns the stored playbook source into a
     /// playbook. Returns `None` when there is nothing to resume.
     pub async fn resume(
         &self,
@@ -127,7 +159,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
             run: run.id.clone(),
             source,
         })?;
-        tracing::info!(run = %run.id, "resuming");
+        tracing::info!(run = %run.id, playbook = %run.playbook, "claimed");
         // Steps that never started have no record yet.
         let mut stored = std::mem::take(&mut run.steps);
         run.steps = playbook
@@ -151,27 +183,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
     /// Runs `playbook` on `input` to its end. Invalid input is an error before
     /// any run is recorded; a failing step is a failed run, not an error.
     pub async fn run(&self, playbook: &Playbook, input: &Value) -> Result<RunRecord> {
-        let inputs = playbook.bind_inputs(input).map_err(|why| RunError::Input {
-            playbook: playbook.name.clone(),
-            why,
-        })?;
-        let mut run = RunRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            playbook: playbook.name.clone(),
-            status: RunStatus::Running,
-            input: inputs,
-            output: Value::Null,
-            error: None,
-            steps: playbook
-                .all_steps()
-                .into_iter()
-                .enumerate()
-                .map(|(seq, step)| StepRecord::pending(seq, &step.id))
-                .collect(),
-            started_at: now(),
-            finished_at: None,
-            classification: None,
-        };
+        let mut run = new_run(playbook, input, RunStatus::Running)?;
         self.store
             .run_started(&run, playbook.source(), &self.lease())
             .await

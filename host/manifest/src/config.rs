@@ -27,6 +27,7 @@ use serde::Deserialize;
 use crate::error::{self, Error};
 use crate::manifest::validate_name;
 use crate::origin::OriginPattern;
+use crate::server::{ServerConfig, WebhookConfig};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +46,10 @@ pub struct Config {
     pub audit: AuditConfig,
     pub plugins: BTreeMap<String, PluginGrant>,
     pub users: BTreeMap<String, UserConfig>,
+    /// `aerie serve`: where it listens, TLS, shutdown.
+    pub server: ServerConfig,
+    /// `[webhooks.NAME]`, served at `POST /hooks/NAME`.
+    pub webhooks: BTreeMap<String, WebhookConfig>,
 }
 
 impl Default for Config {
@@ -59,6 +64,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             plugins: BTreeMap::new(),
             users: BTreeMap::new(),
+            server: ServerConfig::default(),
+            webhooks: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +86,9 @@ pub struct EngineConfig {
     /// The most items one `for_each` step may run over; more is the step's
     /// error, so a list from outside cannot make a run unbounded.
     pub max_items: usize,
+    /// How many runs `aerie serve` executes at once; default the CPUs × 4,
+    /// since most steps wait on the network.
+    pub workers: Option<usize>,
 }
 
 impl EngineConfig {
@@ -86,6 +96,12 @@ impl EngineConfig {
     /// often than a store write takes; a longer one leaves a dead process's
     /// runs unclaimed for more than a day.
     pub const LEASE_SECONDS: (f64, f64) = (0.1, 86_400.0);
+
+    /// How many runs a server executes at once.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from) * 4)
+    }
 
     /// The lease, within [`Self::LEASE_SECONDS`] (a config is validated
     /// when it is read; a value built by hand is clamped).
@@ -105,6 +121,7 @@ impl Default for EngineConfig {
         EngineConfig {
             lease_seconds: 15.0,
             max_items: 10_000,
+            workers: None,
         }
     }
 }
@@ -184,6 +201,27 @@ pub enum SecretSource {
     File(PathBuf),
 }
 
+impl SecretSource {
+    /// The secret's value: the one place a secret is read, by the runtime
+    /// (credentials) and the server (webhook keys), which hold it from then on.
+    /// File contents lose one trailing newline, as `echo key > file` adds one.
+    pub fn read(&self) -> Result<String, String> {
+        let value = match self {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                format!("it is bound to the environment variable {var}, which is not set")
+            })?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("it is bound to the file {}: {e}", path.display()))?,
+        };
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        if value.is_empty() {
+            return Err(format!("its source ({self}) is empty"));
+        }
+        Ok(value.to_owned())
+    }
+}
+
 impl std::fmt::Display for SecretSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -251,6 +289,9 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.engine.workers == Some(0) {
+            return Err(Error::invalid(path, "engine.workers", "must be at least 1"));
+        }
         self.limits.0.validate(path, "limits")?;
         if self.audit.signing_key_file.is_some() != self.audit.checkpoints.is_some() {
             return Err(Error::invalid(
@@ -258,6 +299,17 @@ impl Config {
                 "audit",
                 "give both `signing_key_file` and `checkpoints`, or neither",
             ));
+        }
+        for name in self.webhooks.keys() {
+            let valid =
+                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+            if name.is_empty() || !name.chars().all(valid) {
+                return Err(Error::invalid(
+                    path,
+                    format!("webhooks.{name}"),
+                    "webhook names use only a-z, 0-9, `-` and `_` (it is a URL path segment)",
+                ));
+            }
         }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
@@ -413,7 +465,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`, `server`, `webhooks`"
         );
     }
 }

@@ -3,13 +3,15 @@
 //!
 //! Everything here is parsing and validation: typed structs with
 //! `deny_unknown_fields`, validated names, and errors that name the file, the line
-//! and the field. No I/O beyond reading the one file asked for; no secret is ever
-//! read here (a [`SecretSource`] only says where the secret lives).
+//! and the field. No I/O beyond reading the one file asked for; a secret is read
+//! only when its holder (the runtime's broker, the server) asks
+//! [`SecretSource::read`], never while parsing.
 
 mod config;
 mod error;
 mod manifest;
 mod origin;
+mod server;
 
 pub use config::{
     AuditConfig, Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits,
@@ -20,3 +22,4 @@ pub use manifest::{
     Apply, CredentialSpec, Limits, Manifest, NetworkSpec, SettingSpec, World, validate_name,
 };
 pub use origin::{Origin, OriginPattern};
+pub use server::{Rate, ServerConfig, TlsConfig, TlsVersion, WebhookAuth, WebhookConfig};

@@ -21,22 +21,9 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Reads the secret from where the operator bound it. File contents lose one
-    /// trailing newline, as `echo key > file` adds one.
+    /// Reads the secret from where the operator bound it ([`SecretSource::read`]).
     pub fn resolve(source: &SecretSource) -> Result<Secret, String> {
-        let value = match source {
-            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
-                format!("it is bound to the environment variable {var}, which is not set")
-            })?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("it is bound to the file {}: {e}", path.display()))?,
-        };
-        let value = value.strip_suffix('\n').unwrap_or(&value);
-        let value = value.strip_suffix('\r').unwrap_or(value);
-        if value.is_empty() {
-            return Err(format!("its source ({source}) is empty"));
-        }
-        Ok(Secret(value.into()))
+        Ok(Secret(source.read()?.into()))
     }
 
     pub(crate) fn expose(&self) -> &str {

@@ -19,8 +19,10 @@ pub mod audit;
 pub mod checkpoint;
 pub mod classify;
 mod error;
+pub mod queue;
 mod run_store;
 mod runs;
+pub mod tokens;
 mod writer;
 
 pub use approvals::{Approval, DecisionError};
@@ -29,6 +31,8 @@ pub use audit::{AuditEntry, Verification};
 pub use checkpoint::Checkpoint;
 pub use classify::{Classification, CorrectionError};
 pub use error::{Result, StoreError};
+pub use queue::{Enqueued, Guard, Replay};
+pub use tokens::TokenInfo;
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 

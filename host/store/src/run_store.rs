@@ -76,28 +76,41 @@ impl RunStore for Store {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
-        let claimed: Option<(String, String)> = sqlx::query_as(&format!(
-            "UPDATE runs SET lease_owner = $1, lease_until = $2
-             WHERE id = (SELECT id FROM runs
-                         WHERE status = 'running' AND coalesce(lease_until, 0) < $3 AND ($4 IS NULL OR id = $4)
-                         ORDER BY started_at LIMIT 1 {lock})
-             RETURNING id, definition"
+        let candidate: Option<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT id, status, definition FROM runs
+             WHERE (status = 'queued' OR (status = 'running' AND coalesce(lease_until, 0) < $1))
+               AND ($2 IS NULL OR id = $2)
+             ORDER BY started_at LIMIT 1 {lock}"
         ))
-        .bind(&lease.owner)
-        .bind(lease.until_ms)
         .bind(aerie_engine::epoch_ms())
         .bind(only)
         .fetch_optional(&mut *tx)
         .await
         .doing("claiming a run")?;
-        let Some((id, definition)) = claimed else {
+        let Some((id, status, definition)) = candidate else {
             return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2 WHERE id = $3",
+        )
+        .bind(&lease.owner)
+        .bind(lease.until_ms)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .doing("claiming a run")?;
+        // A queued run starts here; a running one is taken over from a
+        // process that died.
+        let kind = if status == "queued" {
+            "run.claimed"
+        } else {
+            "run.resumed"
         };
         audit::append(
             &mut tx,
             &mut audit::Head::default(),
             &id,
-            "run.resumed",
+            kind,
             &serde_json::json!({ "by": lease.owner }),
         )
         .await?;

@@ -17,11 +17,15 @@ use crate::input;
 /// `PLAYBOOK` is a path, or a name in the playbooks folder (with or without
 /// `.yaml`).
 fn resolve(ctx: &Context, playbook: &str) -> PathBuf {
+    resolve_in(&ctx.config.playbooks_dir, playbook)
+}
+
+/// [`resolve`] with the playbooks folder `dir`.
+pub(super) fn resolve_in(dir: &Path, playbook: &str) -> PathBuf {
     let path = Path::new(playbook);
     if path.exists() {
         return path.to_owned();
     }
-    let dir = &ctx.config.playbooks_dir;
     for candidate in [
         dir.join(playbook),
         dir.join(format!("{playbook}.yaml")),
@@ -70,7 +74,7 @@ async fn catalog(ctx: &Context, registry: &Registry, playbook: &Playbook) -> Cat
 
 /// The playbook at `path`, if it and every playbook it calls are valid;
 /// else every problem in all of them.
-async fn load_valid(
+pub(super) async fn load_valid(
     ctx: &Context,
     registry: &Registry,
     path: &Path,
@@ -107,21 +111,30 @@ async fn load_valid(
 
 /// The names `playbook` steps may use: the files in the playbooks folder.
 fn playbook_names(ctx: &Context) -> std::collections::BTreeSet<String> {
-    let Ok(listing) = std::fs::read_dir(&ctx.config.playbooks_dir) else {
-        return Default::default();
-    };
-    listing
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            let yaml = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            );
-            yaml.then(|| path.file_stem()?.to_str().map(str::to_owned))
-                .flatten()
-        })
+    playbook_files(&ctx.config.playbooks_dir)
+        .iter()
+        .filter_map(|path| path.file_stem()?.to_str().map(str::to_owned))
         .collect()
+}
+
+/// The `.yaml` and `.yml` files of the playbooks folder, in name order.
+pub(super) fn playbook_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = listing
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.is_file()
+                && matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 pub async fn validate(ctx: &Context, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -176,7 +189,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn runner<'a>(
+pub(super) fn runner<'a>(
     ctx: &Context,
     plugins: &'a RuntimePlugins<'a>,
     store: &'a Store,
@@ -290,7 +303,7 @@ pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Resu
 }
 
 /// `{"id", "status", "output", "steps": [{"id", "status", "attempts", "error"}]}`.
-fn run_json(run: &RunRecord) -> Value {
+pub(super) fn run_json(run: &RunRecord) -> Value {
     json!({
         "id": run.id,
         "playbook": run.playbook,

@@ -256,9 +256,7 @@ impl Reader<'_> {
                 self.report.mapping(value, "trigger: manual", &[])?;
                 Trigger::Manual
             }
-            "webhook" => Trigger::Webhook {
-                path: self.required(value, "trigger: webhook", "path")?,
-            },
+            "webhook" => self.webhook(value)?,
             "mail" => Trigger::Mail {
                 mailbox: self.required(value, "trigger: mail", "mailbox")?,
             },
@@ -270,7 +268,30 @@ impl Reader<'_> {
         Some(trigger)
     }
 
-    /// The one string field of a small mapping such as `{ path: /hooks/x }`.
+    /// `{ name: alerts, headers: [X-GitHub-Event] }`.
+    fn webhook(&mut self, node: &Node) -> Option<Trigger> {
+        let f = self
+            .report
+            .mapping(node, "trigger: webhook", &["name", "headers"])?;
+        let Some(name) = f.get("name") else {
+            self.report
+                .error(f.at, "trigger: webhook: missing field `name`");
+            return None;
+        };
+        let name = self.report.string(name, "trigger: webhook: name")?;
+        let headers = match f.get("headers") {
+            Some(node) => self
+                .report
+                .texts(node, "trigger: webhook: headers")?
+                .into_iter()
+                .map(|t| t.text.to_ascii_lowercase())
+                .collect(),
+            None => Vec::new(),
+        };
+        Some(Trigger::Webhook { name, headers })
+    }
+
+    /// The one string field of a small mapping such as `{ mailbox: soc }`.
     fn required(&mut self, node: &Node, whose: &str, field: &'static str) -> Option<String> {
         let f = self.report.mapping(node, whose, &[field])?;
         match f.get(field) {

@@ -193,7 +193,12 @@ fn literal_inputs_are_checked_against_the_schema() {
 fn triggers_are_checked() {
     for (trigger, expected) in [
         ("{ manual: {} }", ""),
-        ("{ webhook: { path: /hooks/phish } }", ""),
+        ("{ webhook: { name: phish } }", ""),
+        ("{ webhook: { name: gh, headers: [X-GitHub-Event] } }", ""),
+        (
+            "{ webhook: { path: /hooks/phish } }",
+            "pb.yaml:2:23: trigger: webhook: unknown field `path`, expected one of `name`, `headers`\npb.yaml:2:23: trigger: webhook: missing field `name`",
+        ),
         ("{ mail: { mailbox: soc } }", ""),
         ("{ cron: \"*/5 9-17 * * 1-5\" }", ""),
         (
@@ -209,8 +214,8 @@ fn triggers_are_checked() {
             "pb.yaml:2:1: trigger: cron `* * * * */0`: `*/0` has a step of 0",
         ),
         (
-            "{ webhook: { path: hooks } }",
-            "pb.yaml:2:1: trigger: webhook path `hooks` must start with `/` and have no spaces",
+            "{ webhook: { name: /hooks/x } }",
+            "pb.yaml:2:1: trigger: webhook name `/hooks/x` may use only a-z, 0-9, `-` and `_` (it is a URL path segment)",
         ),
         (
             "{ pager: {} }",

@@ -1,14 +1,17 @@
 //! What starts a playbook. Checked here; the server serves webhook, mail and
 //! cron triggers, and `aerie run` starts any playbook by hand.
 
-/// `trigger: { manual: {} }`, `{ webhook: { path: /hooks/phishing } }`,
+/// `trigger: { manual: {} }`, `{ webhook: { name: alerts } }`,
 /// `{ mail: { mailbox: soc } }` or `{ cron: "*/5 * * * *" }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     Manual,
     Webhook {
-        /// The URL path the server listens on, starting with `/`.
-        path: String,
+        /// A `[webhooks.NAME]` of aerie.toml, served at `POST /hooks/NAME`;
+        /// the operator's config holds its secret, the playbook only its name.
+        name: String,
+        /// Request headers passed to the run as `inputs.headers` (lowercase).
+        headers: Vec<String>,
     },
     Mail {
         /// A mailbox name from aerie.toml.
@@ -23,14 +26,21 @@ impl Trigger {
     pub fn check(&self) -> Result<(), String> {
         match self {
             Trigger::Manual | Trigger::Mail { .. } => Ok(()),
-            Trigger::Webhook { path }
-                if path.starts_with('/') && !path.contains(char::is_whitespace) =>
-            {
-                Ok(())
+            Trigger::Webhook { name, headers } => {
+                let valid =
+                    |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+                if name.is_empty() || !name.chars().all(valid) {
+                    return Err(format!(
+                        "webhook name `{name}` may use only a-z, 0-9, `-` and `_` (it is a URL path segment)"
+                    ));
+                }
+                match headers.iter().find(|h| {
+                    h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }) {
+                    Some(header) => Err(format!("webhook header `{header}` is not a header name")),
+                    None => Ok(()),
+                }
             }
-            Trigger::Webhook { path } => Err(format!(
-                "webhook path `{path}` must start with `/` and have no spaces"
-            )),
             Trigger::Cron(spec) => {
                 let fields: Vec<&str> = spec.split_whitespace().collect();
                 let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];

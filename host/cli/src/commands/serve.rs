@@ -1,0 +1,193 @@
+//! `aerie serve`: loads and checks everything before it listens, then serves
+//! the webhooks and the API (the server crate's router) and runs the workers
+//! that execute queued runs, until SIGTERM or Ctrl-C.
+
+mod workers;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aerie::wiring::RuntimePlugins;
+use aerie_engine::{Playbook, Trigger};
+use aerie_manifest::{Config, WebhookAuth};
+use aerie_server::{Auth, Server, Webhook};
+use aerie_store::Store;
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use super::playbook::{load_valid, playbook_files, resolve_in};
+use crate::context::{Context, open_registry};
+
+pub async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let config = &ctx.config;
+    if config.server.tls.is_some() {
+        anyhow::bail!(
+            "[server] tls is not served by this version yet: remove it and terminate TLS in front of aerie, or wait for the TLS step of `aerie serve`"
+        );
+    }
+    // The registry, the store and the runner live as long as the process:
+    // the workers are tasks of their own and hold them without a lifetime.
+    let registry: &'static _ = Box::leak(Box::new(open_registry(config)?));
+    let (playbooks, problems) = load_playbooks(ctx, registry).await;
+    let (webhooks, more) = webhooks(config, &playbooks);
+    let problems: Vec<String> = problems.into_iter().chain(more).collect();
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        anyhow::bail!(
+            "refusing to start: {} problem{} in the playbooks or the config",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    let store: &'static Store = Box::leak(Box::new(Store::open(&config.store_url()).await?));
+    let plugins: &'static RuntimePlugins<'static> =
+        Box::leak(Box::new(RuntimePlugins { registry }));
+    let dir = config.playbooks_dir.clone();
+    let called: &'static (dyn Fn(&str) -> Result<Playbook, aerie_engine::PlaybookErrors> + Sync) =
+        Box::leak(Box::new(move |name: &str| {
+            Playbook::from_file(&resolve_in(&dir, name))
+        }));
+    let runner = Arc::new(super::playbook::runner(ctx, plugins, store).playbooks(called));
+
+    let wake = Arc::new(Notify::new());
+    let server = Arc::new(Server {
+        store: store.clone(),
+        webhooks,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        max_queued: config.server.max_queued,
+        wake: wake.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "serving plain HTTP on a non-loopback address: configure [server] tls, or put a TLS proxy in front");
+    }
+    let workers = workers::start(runner, store, wake, config.engine.workers());
+    outln!(
+        "aerie: serving http://{addr} ({} webhook{}, {} playbook{}, {} workers)",
+        server.webhooks.len(),
+        if server.webhooks.len() == 1 { "" } else { "s" },
+        playbooks.len(),
+        if playbooks.len() == 1 { "" } else { "s" },
+        workers.count()
+    )?;
+    let app = aerie_server::app(server).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopping: no new requests; draining the workers");
+    let released = workers.stop(config.server.shutdown_grace, store).await?;
+    outln!(
+        "aerie: stopped ({released} unfinished run{} released to the queue)",
+        if released == 1 { "" } else { "s" }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (a service manager) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Every playbook of the playbooks folder, validated; and every problem of
+/// those that are not valid, `file:line:col: message`, each once.
+async fn load_playbooks(
+    ctx: &Context,
+    registry: &aerie_runtime::Registry,
+) -> (Vec<Arc<Playbook>>, Vec<String>) {
+    let mut playbooks = Vec::new();
+    let mut problems = Vec::new();
+    for path in playbook_files(&ctx.config.playbooks_dir) {
+        match load_valid(ctx, registry, &path).await {
+            Ok(playbook) => playbooks.push(Arc::new(playbook)),
+            Err(errors) => problems.extend(errors),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.clone()));
+    (playbooks, problems)
+}
+
+/// The webhooks to serve: each `[webhooks.NAME]` a playbook's trigger names,
+/// with its secret read. A trigger naming no configured webhook, two
+/// playbooks on one webhook, or a secret that cannot be read is a problem.
+fn webhooks(
+    config: &Config,
+    playbooks: &[Arc<Playbook>],
+) -> (BTreeMap<String, Webhook>, Vec<String>) {
+    let mut served = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut owner: BTreeMap<&str, &Path> = BTreeMap::new();
+    for playbook in playbooks {
+        let file = playbook.path.display();
+        match &playbook.trigger {
+            Some(Trigger::Webhook { name, headers }) => {
+                let Some(hook) = config.webhooks.get(name) else {
+                    tracing::warn!(playbook = %playbook.name, webhook = %name, "not served: no [webhooks.{name}] in the config says who may post to it");
+                    continue;
+                };
+                if let Some(first) = owner.insert(name, &playbook.path) {
+                    problems.push(format!(
+                        "{file}: trigger: webhook `{name}` already starts {}; a webhook starts one playbook",
+                        first.display()
+                    ));
+                    continue;
+                }
+                let auth = match &hook.auth {
+                    WebhookAuth::Bearer(source) => source.read().map(|t| Auth::bearer(&t)),
+                    WebhookAuth::Hmac(source) => source.read().map(|k| Auth::hmac(&k)),
+                };
+                let auth = match auth {
+                    Ok(auth) => auth,
+                    Err(why) => {
+                        problems.push(format!(
+                            "config: webhooks.{name}.auth: the secret cannot be read: {why}"
+                        ));
+                        continue;
+                    }
+                };
+                match Webhook::new(name, hook, auth, playbook.clone(), headers.clone()) {
+                    Ok(webhook) => {
+                        served.insert(name.clone(), webhook);
+                    }
+                    Err(why) => problems.push(format!("{file}: {why}")),
+                }
+            }
+            Some(Trigger::Mail { mailbox }) => {
+                tracing::warn!(playbook = %playbook.name, %mailbox, "not started by mail: this version serves no mail trigger yet; it runs by hand or through the API");
+            }
+            Some(Trigger::Cron(schedule)) => {
+                tracing::warn!(playbook = %playbook.name, %schedule, "not scheduled: this version serves no cron trigger yet; it runs by hand or through the API");
+            }
+            Some(Trigger::Manual) | None => {}
+        }
+    }
+    for name in config.webhooks.keys() {
+        if !owner.contains_key(name.as_str()) {
+            tracing::warn!(webhook = %name, "[webhooks.{name}] is configured but no playbook's trigger names it");
+        }
+    }
+    (served, problems)
+}

@@ -1,0 +1,94 @@
+//! `/api/v1`: what the CLI does against the store, for scripts and the web
+//! page. Every call names its user with an API token (`aerie token create`).
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Server;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+}
+
+/// The user an API call acts as, from its `Authorization: Bearer TOKEN`.
+pub struct Caller {
+    pub user: String,
+}
+
+impl FromRequestParts<Arc<Server>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, server: &Arc<Server>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "no `Authorization: Bearer TOKEN`; `aerie token create --as USER` makes one",
+                )
+            })?;
+        match server.store.token_user(token.trim()).await {
+            Ok(Some(user)) => Ok(Caller { user }),
+            Ok(None) => Err(ApiError::unauthorized("the token is unknown or expired")),
+            Err(e) => Err(ApiError::store(&e)),
+        }
+    }
+}
+
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(json!({ "user": caller.user }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsQuery {
+    limit: Option<i64>,
+}
+
+/// The most runs one page lists.
+const MAX_PAGE: i64 = 1000;
+
+async fn runs(
+    _caller: Caller,
+    State(server): State<Arc<Server>>,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_PAGE}, not {limit}"
+        )));
+    }
+    let runs = server
+        .store
+        .runs(limit)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+/// A run as `aerie runs show ID --json` prints it.
+async fn run(
+    _caller: Caller,
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match server.store.run(&id).await {
+        Ok(Some(run)) => Ok(Json(run)),
+        Ok(None) => Err(ApiError::not_found(format!("no run `{id}`"))),
+        Err(e) => Err(ApiError::store(&e)),
+    }
+}

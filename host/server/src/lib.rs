@@ -1,0 +1,64 @@
+//! The server room: the HTTP API and the triggers, each a module that turns
+//! an outside event into a queued run. [`app`] is the whole HTTP surface as
+//! one axum [`Router`], testable without a socket; the binary binds it,
+//! runs the workers that execute queued runs, and handles signals.
+//!
+//! - `hooks`: `POST /hooks/NAME`, the webhook triggers and their guards;
+//! - `api`: `/api/v1`, for scripts and the web page, behind API tokens;
+//! - `health`: `/healthz` and `/readyz`;
+//! - `peer`: the client's address, and allow-lists.
+
+mod api;
+mod error;
+mod health;
+pub mod hooks;
+pub mod peer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aerie_store::Store;
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use ipnet::IpNet;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+pub use hooks::{Auth, Webhook};
+
+/// What the handlers share.
+pub struct Server {
+    pub store: Store,
+    /// By name, as served at `/hooks/NAME`.
+    pub webhooks: BTreeMap<String, Webhook>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Queued runs beyond which triggers answer 503.
+    pub max_queued: u64,
+    /// Told once per run queued, so an idle worker claims it at once.
+    pub wake: Arc<Notify>,
+}
+
+pub fn app(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/hooks/{name}", post(hooks::receive))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(server)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("nothing is served at {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
+}
