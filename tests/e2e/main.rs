@@ -4,6 +4,7 @@
 //! The plugins are built for wasm32-wasip2 by `cargo xtask test` before this
 //! binary runs (see `harness::wasm`).
 
+mod api;
 mod approvals;
 mod audit;
 mod broker;

@@ -142,3 +142,36 @@ async fn wait_running(served: &Served, api: &str, id: &str) {
     }
     panic!("run {id} never started its step");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_run_whose_playbook_no_longer_reads_fails_once() {
+    let (site, _origin, _upstream) = site("").await;
+    let url = format!("sqlite://{}", site.path().join(".aerie/aerie.db").display());
+    let store = aerie_store::Store::open(&url).await.unwrap();
+    let playbook = aerie_engine::Playbook::parse(std::path::Path::new("slow.yaml"), SLOW).unwrap();
+    let run = aerie_engine::new_run(
+        &playbook,
+        &serde_json::json!({ "body": {} }),
+        aerie_engine::RunStatus::Queued,
+    )
+    .unwrap();
+    let id = run.id.clone();
+    // As a store written by an older aerie might hold it.
+    store
+        .enqueue("test", "steps: [ {", vec![run], Default::default())
+        .await
+        .unwrap();
+    drop(store);
+
+    let served = serve(&site);
+    let api = token(&site, "alice");
+    let failed = finished(served.addr, &api, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("its stored playbook does not read"),
+        "{failed}"
+    );
+}

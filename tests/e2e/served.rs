@@ -23,9 +23,15 @@ pub struct Served {
 impl Served {
     /// Starts `aerie serve` in `site` with `env`, and waits until it listens.
     pub fn start(site: &Site, env: &[(&str, &str)]) -> Served {
+        Served::start_with(site, &[], env)
+    }
+
+    /// [`Served::start`] with more arguments to `aerie serve`.
+    pub fn start_with(site: &Site, args: &[&str], env: &[(&str, &str)]) -> Served {
         let mut command = site.aerie();
         command
             .arg("serve")
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

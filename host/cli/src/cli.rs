@@ -24,7 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve the webhooks, the API and the workers that run queued runs,
     /// until SIGTERM or Ctrl-C.
-    Serve,
+    Serve {
+        /// Where to listen, over `[server] listen` (port 0: any free port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run one playbook once and print the run.
     Run(RunArgs),
     /// Check playbooks.

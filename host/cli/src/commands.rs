@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let writes = matches!(
         cli.command,
         Command::Run(_)
-            | Command::Serve
+            | Command::Serve { .. }
             | Command::Runs(crate::cli::RunsCommand::Resume { .. })
             | Command::Approvals(crate::cli::ApprovalsCommand::Approve(_))
             | Command::Approvals(crate::cli::ApprovalsCommand::Reject(_))
@@ -60,7 +60,7 @@ async fn command(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::Approvals(command) => playbook::approvals(ctx, command).await,
         Command::Classify(command) => classify::run(ctx, command).await,
         Command::Model(command) => model::run(ctx, command).await,
-        Command::Serve => serve::serve(ctx).await,
+        Command::Serve { listen } => serve::serve(ctx, listen).await,
         Command::Token(command) => token::run(ctx, command).await,
     }
 }

@@ -155,10 +155,21 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         else {
             return Ok(None);
         };
-        let playbook = load(&definition).map_err(|source| RunError::Definition {
-            run: run.id.clone(),
-            source,
-        })?;
+        let playbook = match load(&definition) {
+            Ok(playbook) => playbook,
+            Err(source) => {
+                // Failed for good, or every claimer would take it up again
+                // once its lease expired.
+                run.status = RunStatus::Failed;
+                run.error = Some(format!("its stored playbook does not read: {source}"));
+                run.finished_at = Some(now());
+                self.store.run_finished(&run).await.stored()?;
+                return Err(RunError::Definition {
+                    run: run.id.clone(),
+                    source,
+                });
+            }
+        };
         tracing::info!(run = %run.id, playbook = %run.playbook, "claimed");
         // Steps that never started have no record yet.
         let mut stored = std::mem::take(&mut run.steps);

@@ -21,6 +21,10 @@ pub enum LoadError {
     /// The operator's grant or the manifest's templates do not fit together.
     #[error("plugin `{plugin}`: {message}")]
     Grant { plugin: String, message: String },
+    /// A setting the plugin needs has no default and the site sets none: the
+    /// plugin is fine, this site has not configured it yet.
+    #[error("plugin `{plugin}`: {}", crate::grant::unset(plugin, setting))]
+    Unconfigured { plugin: String, setting: String },
 }
 
 /// Why one call failed. `plugin` and `action` say where; [`Fault`] says who is

@@ -126,14 +126,28 @@ fn settings(manifest: &Manifest, grant: &PluginGrant) -> Result<BTreeMap<String,
     manifest
         .settings
         .iter()
-        .map(|(key, spec)| match granted.get(key).or(spec.default.as_ref()) {
-            Some(value) => Ok((key.clone(), value.clone())),
-            None => Err(format!(
-                "setting `{key}` has no default; set it under [plugins.{}] settings in aerie.toml",
-                manifest.name
-            )),
-        })
+        .map(
+            |(key, spec)| match granted.get(key).or(spec.default.as_ref()) {
+                Some(value) => Ok((key.clone(), value.clone())),
+                None => Err(unset(&manifest.name, key)),
+            },
+        )
         .collect()
+}
+
+/// The first setting of `manifest` with no default that `grant` leaves unset.
+pub(crate) fn missing_setting(manifest: &Manifest, grant: &PluginGrant) -> Option<String> {
+    manifest
+        .settings
+        .iter()
+        .find(|(key, spec)| spec.default.is_none() && !grant.settings.contains_key(*key))
+        .map(|(key, _)| key.clone())
+}
+
+pub(crate) fn unset(plugin: &str, setting: &str) -> String {
+    format!(
+        "setting `{setting}` has no default; set it under [plugins.{plugin}] settings in aerie.toml"
+    )
 }
 
 #[cfg(test)]

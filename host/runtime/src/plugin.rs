@@ -132,6 +132,12 @@ impl Plugin {
             plugin: manifest.name.clone(),
             message,
         };
+        if let Some(setting) = crate::grant::missing_setting(&manifest, grant) {
+            return Err(LoadError::Unconfigured {
+                plugin: manifest.name.clone(),
+                setting,
+            });
+        }
         let granted = crate::grant::grant(&manifest, grant).map_err(grant_error)?;
         let data_dir = match &grant.data {
             Some(dir) if !dir.is_dir() => {

@@ -26,6 +26,14 @@ pub enum RegistryError {
     Dir { dir: PathBuf, cause: std::io::Error },
 }
 
+impl RegistryError {
+    /// The plugin is installed and sound, but needs settings this site has
+    /// not given it yet.
+    pub fn is_unconfigured(&self) -> bool {
+        matches!(self, RegistryError::Load(e) if matches!(**e, LoadError::Unconfigured { .. }))
+    }
+}
+
 struct Entry {
     manifest_path: PathBuf,
     loaded: OnceCell<Result<Arc<Plugin>, Arc<LoadError>>>,

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,11 +14,43 @@ use serde_json::{Value, json};
 use crate::Server;
 use crate::error::ApiError;
 
+mod approvals;
+mod playbooks;
+
 pub fn routes() -> Router<Arc<Server>> {
     Router::new()
         .route("/whoami", get(whoami))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
+        .route("/playbooks", get(playbooks::list))
+        .route("/playbooks/{name}/runs", post(playbooks::start))
+        .route("/approvals", get(approvals::pending))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
+}
+
+/// A JSON body, or a 400 that names what is wrong with it (serde names the
+/// field and the position).
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            // A body that does not parse or does not fit is the caller's
+            // mistake alike: 400 (415 stays for a wrong content type).
+            Err(rejection) if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Err(ApiError::new(
+                    rejection.status(),
+                    "unsupported_media_type",
+                    rejection.body_text(),
+                ))
+            }
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
 }
 
 /// The user an API call acts as, from its `Authorization: Bearer TOKEN`.

@@ -147,7 +147,7 @@ fn bodies(shape: Shape, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
 /// The most a sender's `Idempotency-Key` may be.
 const MAX_KEY: usize = 255;
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -17,6 +17,8 @@ pub mod peer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use aerie_engine::Playbook;
+use aerie_manifest::UserConfig;
 use aerie_store::Store;
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -32,6 +34,11 @@ pub struct Server {
     pub store: Store,
     /// By name, as served at `/hooks/NAME`.
     pub webhooks: BTreeMap<String, Webhook>,
+    /// Every valid playbook of the playbooks folder, by name: what the API
+    /// lists and starts.
+    pub playbooks: BTreeMap<String, Arc<Playbook>>,
+    /// `[users]` of the config: who may decide which approvals.
+    pub users: BTreeMap<String, UserConfig>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Queued runs beyond which triggers answer 503.

@@ -21,8 +21,9 @@ use tokio::sync::Notify;
 use super::playbook::{load_valid, playbook_files, resolve_in};
 use crate::context::{Context, open_registry};
 
-pub async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
+pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let config = &ctx.config;
+    let listen = listen.unwrap_or(config.server.listen);
     if config.server.tls.is_some() {
         anyhow::bail!(
             "[server] tls is not served by this version yet: remove it and terminate TLS in front of aerie, or wait for the TLS step of `aerie serve`"
@@ -33,7 +34,18 @@ pub async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     let registry: &'static _ = Box::leak(Box::new(open_registry(config)?));
     let (playbooks, problems) = load_playbooks(ctx, registry).await;
     let (webhooks, more) = webhooks(config, &playbooks);
-    let problems: Vec<String> = problems.into_iter().chain(more).collect();
+    let mut problems: Vec<String> = problems.into_iter().chain(more).collect();
+    let mut by_name: BTreeMap<String, Arc<Playbook>> = BTreeMap::new();
+    for playbook in &playbooks {
+        if let Some(first) = by_name.insert(playbook.name.clone(), playbook.clone()) {
+            problems.push(format!(
+                "{}: name: `{}` is also the name of {}",
+                playbook.path.display(),
+                playbook.name,
+                first.path.display()
+            ));
+        }
+    }
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("{problem}");
@@ -58,13 +70,15 @@ pub async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     let server = Arc::new(Server {
         store: store.clone(),
         webhooks,
+        playbooks: by_name,
+        users: config.users.clone(),
         trusted_proxies: config.server.trusted_proxies.clone(),
         max_queued: config.server.max_queued,
         wake: wake.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("listening on {}", config.server.listen))?;
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "serving plain HTTP on a non-loopback address: configure [server] tls, or put a TLS proxy in front");
@@ -119,7 +133,20 @@ async fn load_playbooks(
 ) -> (Vec<Arc<Playbook>>, Vec<String>) {
     let mut playbooks = Vec::new();
     let mut problems = Vec::new();
-    for path in playbook_files(&ctx.config.playbooks_dir) {
+    'files: for path in playbook_files(&ctx.config.playbooks_dir) {
+        // A shipped playbook whose plugin this site has not configured (a
+        // classifier with no model yet) is not served, and said so; a
+        // playbook that is wrong stops the start.
+        if let Ok(playbook) = Playbook::from_file(&path) {
+            for plugin in playbook.plugins() {
+                if let Err(e) = registry.load(plugin).await
+                    && e.is_unconfigured()
+                {
+                    tracing::warn!(playbook = %path.display(), "not served until its plugin is configured: {e}");
+                    continue 'files;
+                }
+            }
+        }
         match load_valid(ctx, registry, &path).await {
             Ok(playbook) => playbooks.push(Arc::new(playbook)),
             Err(errors) => problems.extend(errors),

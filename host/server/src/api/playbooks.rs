@@ -1,0 +1,103 @@
+//! `GET /api/v1/playbooks` and `POST /api/v1/playbooks/NAME/runs`.
+
+use std::sync::Arc;
+
+use aerie_engine::{InputType, RunStatus, Trigger, new_run};
+use aerie_store::{Enqueued, Guard};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Caller};
+use crate::Server;
+use crate::error::ApiError;
+
+pub async fn list(_caller: Caller, State(server): State<Arc<Server>>) -> Json<Value> {
+    let playbooks: Vec<Value> = server
+        .playbooks
+        .values()
+        .map(|p| {
+            let inputs: serde_json::Map<String, Value> = p
+                .inputs
+                .iter()
+                .map(|(name, spec)| {
+                    let kind = InputType::ALL
+                        .iter()
+                        .find(|(_, t)| *t == spec.kind)
+                        .map_or("string", |(word, _)| word);
+                    let value = json!({
+                        "type": kind,
+                        "required": spec.required,
+                        "default": spec.default,
+                        "description": spec.description,
+                    });
+                    (name.clone(), value)
+                })
+                .collect();
+            let trigger = match &p.trigger {
+                Some(Trigger::Webhook { name, .. }) => json!({ "webhook": name }),
+                Some(Trigger::Mail { mailbox }) => json!({ "mail": mailbox }),
+                Some(Trigger::Cron(schedule)) => json!({ "cron": schedule }),
+                Some(Trigger::Manual) | None => json!({ "manual": {} }),
+            };
+            json!({
+                "name": p.name,
+                "description": p.description,
+                "file": p.path.display().to_string(),
+                "trigger": trigger,
+                "inputs": inputs,
+            })
+        })
+        .collect();
+    Json(json!({ "playbooks": playbooks }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    #[serde(default = "empty")]
+    input: Value,
+}
+
+fn empty() -> Value {
+    json!({})
+}
+
+/// Queues a run of the playbook, acting as the caller; answers as a webhook
+/// does, once the run is stored.
+pub async fn start(
+    caller: Caller,
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Body(start): Body<Start>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let playbook = server
+        .playbooks
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no playbook `{name}` is loaded")))?;
+    let run = new_run(playbook, &start.input, RunStatus::Queued)
+        .map_err(|e| ApiError::bad_request(format!("{e}; nothing was queued")))?;
+    let guard = Guard {
+        idempotency_key: crate::hooks::idempotency_key(&headers)?,
+        replay: None,
+    };
+    let trigger = format!("api:{}", caller.user);
+    let enqueued = server
+        .store
+        .enqueue(&trigger, playbook.source(), vec![run], guard)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let ids = match enqueued {
+        Enqueued::Queued(ids) => {
+            server.wake.notify_one();
+            ids
+        }
+        Enqueued::Repeated(ids) => ids,
+        Enqueued::Replayed => Vec::new(),
+    };
+    tracing::info!(playbook = %name, user = %caller.user, "queued through the API");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run": ids.first() }))))
+}

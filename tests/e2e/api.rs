@@ -1,0 +1,222 @@
+//! The REST API as a script or the web page uses it: start a playbook, find
+//! the approval it waits for, decide it as the token's user under the same
+//! engine rule the CLI applies.
+
+use serde_json::{Value, json};
+
+use crate::harness::Site;
+use crate::served::{Served, finished, get, post_json, request, token};
+
+const REVIEW: &str = r#"name: review
+inputs:
+  ip: { required: true }
+steps:
+  - id: review
+    approval:
+      message: "Block {{ inputs.ip }}?"
+      approvers: [alice, soc-leads]
+  - id: after
+    set: { approved: "{{ steps.review.output.approved }}" }
+output: "{{ steps.after.output }}"
+"#;
+
+fn site() -> Site {
+    let site = Site::new();
+    std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+    std::fs::write(site.path().join("playbooks/review.yaml"), REVIEW).unwrap();
+    site.config(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[users.alice]\n[users.bob]\ngroups = [\"soc-leads\"]\n[users.mallory]\ngroups = [\"interns\"]\n",
+    );
+    site
+}
+
+async fn post(served: &Served, path: &str, token: &str, body: &str) -> crate::served::Answer {
+    let auth = format!("Bearer {token}");
+    post_json(served.addr, path, &[("authorization", &auth)], body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_started_through_the_api_is_approved_by_an_allowed_user_only() {
+    let site = site();
+    let served = Served::start(&site, &[]);
+    let (alice, mallory, stranger) = (
+        token(&site, "alice"),
+        token(&site, "mallory"),
+        token(&site, "nobody"),
+    );
+
+    let listed = get(served.addr, "/api/v1/playbooks", Some(&alice)).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["playbooks"][0]["name"], "review");
+    assert_eq!(
+        listed.body["playbooks"][0]["inputs"]["ip"]["required"],
+        true
+    );
+
+    // Bad input is refused before anything is stored, naming what is wrong.
+    let missing = post(
+        &served,
+        "/api/v1/playbooks/review/runs",
+        &alice,
+        r#"{"input": {}}"#,
+    )
+    .await;
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("input `ip` is required"),
+        "{:?}",
+        missing.body
+    );
+    let malformed = post(
+        &served,
+        "/api/v1/playbooks/review/runs",
+        &alice,
+        r#"{"inptu": {}}"#,
+    )
+    .await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inptu"),
+        "{:?}",
+        malformed.body
+    );
+    assert_eq!(
+        post(&served, "/api/v1/playbooks/nope/runs", &alice, "{}")
+            .await
+            .status,
+        404
+    );
+    let unauthenticated = post_json(served.addr, "/api/v1/playbooks/review/runs", &[], "{}").await;
+    assert_eq!(unauthenticated.status, 401);
+
+    let started = post(
+        &served,
+        "/api/v1/playbooks/review/runs",
+        &alice,
+        r#"{"input": {"ip": "203.0.113.8"}}"#,
+    )
+    .await;
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let id = started.body["run"].as_str().unwrap().to_owned();
+    let waiting = finished(served.addr, &alice, &id).await;
+    assert_eq!(waiting["status"], "waiting");
+
+    let pending = get(served.addr, "/api/v1/approvals", Some(&alice)).await;
+    let approval = pending.body["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["run_id"] == id.as_str())
+        .cloned()
+        .expect("the run's approval is not listed");
+    assert_eq!(approval["message"], "Block 203.0.113.8?");
+    let approve = format!(
+        "/api/v1/approvals/{}/approve",
+        approval["id"].as_str().unwrap()
+    );
+
+    // Not an approver, not a configured user: refused, and nothing decided.
+    let refused = post(&served, &approve, &mallory, r#"{"comment": "sure"}"#).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "forbidden"),
+        "{:?}",
+        refused.body
+    );
+    let unknown = post(&served, &approve, &stranger, "{}").await;
+    assert_eq!(unknown.status, 403, "{:?}", unknown.body);
+    assert_eq!(
+        get(served.addr, &format!("/api/v1/runs/{id}"), Some(&alice))
+            .await
+            .body["status"],
+        "waiting"
+    );
+
+    let decided = post(&served, &approve, &alice, r#"{"comment": "block it"}"#).await;
+    assert_eq!(decided.status, 200, "{:?}", decided.body);
+    assert_eq!(
+        decided.body,
+        json!({ "approval": approval["id"], "settled": true, "run": id })
+    );
+    let twice = post(&served, &approve, &alice, "{}").await;
+    assert_eq!(twice.status, 409);
+
+    let run: Value = loop {
+        let run = finished(served.addr, &alice, &id).await;
+        if run["status"] != "waiting" {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"], json!({ "approved": true }));
+    // The audit names who decided.
+    let audit = site
+        .aerie()
+        .args(["audit", "export", "--run", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let decided_by: Vec<&Value> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "approval.decided")
+        .map(|e| &e["body"]["user"])
+        .collect();
+    assert_eq!(decided_by, [&json!("alice")]);
+    let wrong_method = request(served.addr, "DELETE", "/api/v1/runs", &[], "").await;
+    assert_eq!(wrong_method.status, 405);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_config_the_shipped_playbooks_are_served() {
+    let site = Site::new();
+    for plugin in ["ioc-extract", "virustotal", "fasttext", "keyword-match"] {
+        site.shipped(plugin);
+    }
+    let folder = site.path().join("playbooks");
+    std::fs::create_dir_all(&folder).unwrap();
+    let shipped = crate::harness::repo().join("playbooks");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&shipped).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, folder.join(entry.file_name())).unwrap();
+            names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    // Its classifier has no model and no rules until the site sets them.
+    names.retain(|n| n != "recategorise-email");
+    names.sort();
+    assert!(!site.path().join("aerie.toml").exists());
+    let served = Served::start_with(&site, &["--listen", "127.0.0.1:0"], &[]);
+    let alice = token(&site, "alice");
+    let listed = get(served.addr, "/api/v1/playbooks", Some(&alice)).await;
+    let mut served_names: Vec<String> = listed.body["playbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    served_names.sort();
+    assert_eq!(served_names, names);
+    // A text with no indicator looks nothing up: no network needed.
+    let started = post(
+        &served,
+        "/api/v1/playbooks/enrich-ioc/runs",
+        &alice,
+        r#"{"input": {"text": "nothing to see"}}"#,
+    )
+    .await;
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let run = finished(served.addr, &alice, started.body["run"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(site.path().join(".aerie/aerie.db").is_file());
+}
