@@ -62,17 +62,12 @@ impl FromRequestParts<Arc<Server>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, server: &Arc<Server>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "no `Authorization: Bearer TOKEN`; `aerie token create --as USER` makes one",
-                )
-            })?;
-        match server.store.token_user(token.trim()).await {
+        let token = crate::hooks::auth::bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized(
+                "no `Authorization: Bearer TOKEN`; `aerie token create --as USER` makes one",
+            )
+        })?;
+        match server.store.token_user(token).await {
             Ok(Some(user)) => Ok(Caller { user }),
             Ok(None) => Err(ApiError::unauthorized("the token is unknown or expired")),
             Err(e) => Err(ApiError::store(&e)),

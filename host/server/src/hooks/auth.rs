@@ -55,12 +55,8 @@ impl Auth {
     pub fn check(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<Passed, String> {
         match self {
             Auth::Bearer(expected) => {
-                let given = headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .ok_or("no `Authorization: Bearer` token")?;
-                let given: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+                let given = bearer_token(headers).ok_or("no `Authorization: Bearer` token")?;
+                let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
                 if bool::from(given.ct_eq(expected)) {
                     Ok(Passed { replay: None })
                 } else {
@@ -83,6 +79,13 @@ impl Auth {
             }
         }
     }
+}
+
+/// The token of `Authorization: Bearer TOKEN`, for webhooks and the API alike.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    header(headers, "authorization")?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
