@@ -172,7 +172,7 @@ fn bad_inputs_and_invalid_playbooks_are_refused_clearly() {
     bad.yaml:6:5: duplicate step id `a`
     ");
 
-    site.file("ok.yaml", "name: ok\ninputs:\n  n: { type: integer, required: true }\nsteps:\n  - id: double\n    set: { value: \"{{ inputs.n * 2 }}\" }\noutput: \"{{ steps.double.output.value }}\"\n");
+    site.file("ok.yaml", "name: ok\ninputs:\n  n: { type: integer, required: true }\nsteps:\n  - id: double\n    set: { value: \"{{ inputs.n|int * 2 }}\" }\noutput: \"{{ steps.double.output.value }}\"\n");
     let ran = run(site
         .aerie()
         .args(["run", "ok.yaml", "--json", "--input", r#"{"n": 21}"#]));

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aerie_template::RenderError;
 use minijinja::Environment;
 use serde_json::Value;
 
@@ -16,7 +17,7 @@ const FUEL: u64 = 1_000_000;
 
 /// The most one template may render to, in bytes (JSON for a sole
 /// expression's value).
-pub const MAX_RENDERED: usize = 1 << 20;
+pub const MAX_RENDERED: usize = aerie_template::MAX_SIZE;
 
 /// What all the templates of one run may use together: a hundred templates
 /// at the limit of one, and 128 MiB rendered. A `for_each` of ten thousand
@@ -112,9 +113,8 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        let mut env = Environment::new();
+        let mut env = aerie_template::environment(FUEL);
         env.set_keep_trailing_newline(true);
-        env.set_fuel(Some(FUEL));
         Templates { env }
     }
 
@@ -124,20 +124,28 @@ impl Templates {
         (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
     }
 
-    /// Checks a template's syntax; returns the variables it reads, dotted
-    /// (`steps.iocs.output`).
+    /// Checks a template's syntax and that it does only what the fuel
+    /// bounds; returns the variables it reads, dotted (`steps.iocs.output`).
     pub fn check(&self, text: &str) -> Result<Vec<String>, String> {
         let vars = match Self::sole_expression(text) {
-            Some(expr) => self
-                .env
-                .compile_expression(expr)
-                .map_err(|e| e.to_string())?
-                .undeclared_variables(true),
-            None => self
-                .env
-                .template_from_str(text)
-                .map_err(|e| e.to_string())?
-                .undeclared_variables(true),
+            Some(expr) => {
+                let vars = self
+                    .env
+                    .compile_expression(expr)
+                    .map_err(|e| e.to_string())?
+                    .undeclared_variables(true);
+                aerie_template::guard::expression(expr)?;
+                vars
+            }
+            None => {
+                let vars = self
+                    .env
+                    .template_from_str(text)
+                    .map_err(|e| e.to_string())?
+                    .undeclared_variables(true);
+                aerie_template::guard::template(text)?;
+                vars
+            }
         };
         let mut vars: Vec<String> = vars.into_iter().collect();
         vars.sort();
@@ -148,6 +156,7 @@ impl Templates {
     /// and spends what it used from the run's `budget`.
     pub fn render_str(&self, text: &str, ctx: &Value, budget: &RunBudget) -> Result<Value, String> {
         if let Some(expr) = Self::sole_expression(text) {
+            aerie_template::guard::expression(expr).map_err(|e| format!("`{text}`: {e}"))?;
             let wrapped = format!("{{% set {VALUE} = ({expr}) %}}");
             let template = self
                 .env
@@ -179,20 +188,16 @@ impl Templates {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Value::String(text.to_owned()));
         }
-        let template = self
-            .env
-            .template_from_str(text)
-            .map_err(|e| format!("`{text}`: {e}"))?;
-        let captured = template
-            .render_captured(ctx)
-            .map_err(|e| format!("`{text}`: {e}"))?;
-        let fuel = captured.state().fuel_levels().map_or(0, |(used, _)| used);
-        let rendered = captured.into_output();
-        if rendered.len() > MAX_RENDERED {
-            return Err(too_big(text, rendered.len()));
-        }
-        budget.spend(text, fuel, rendered.len())?;
-        Ok(Value::String(rendered))
+        let rendered =
+            aerie_template::render(&self.env, text, ctx, MAX_RENDERED).map_err(|e| match e {
+                RenderError::TooBig { .. } => format!(
+                    "`{text}` renders to more than {} KiB, the most a template may",
+                    MAX_RENDERED / 1024
+                ),
+                other => format!("`{text}`: {other}"),
+            })?;
+        budget.spend(text, rendered.fuel, rendered.text.len())?;
+        Ok(Value::String(rendered.text))
     }
 
     /// Renders every string inside `value`.
@@ -241,7 +246,7 @@ mod tests {
             json!(["1.1.1.1", "x"])
         );
         assert_eq!(
-            t.render_str(" {{ n * 2 }} ", &ctx, &RunBudget::default())
+            t.render_str(" {{ n|int * 2 }} ", &ctx, &RunBudget::default())
                 .unwrap(),
             json!(6)
         );
@@ -300,27 +305,34 @@ mod tests {
             .render_str(looping, &ctx, &RunBudget::default())
             .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
+        // A value past the limit: `*` may not repeat strings or lists
+        // (aerie-template's guard), so the big value comes from the input.
+        let ctx = json!({"big": "a".repeat(600_000), "list": vec!["aaaaaaaaaa"; 200_000]});
         let err = t
-            .render_str("{{ 'a' * 2000000 }}", &ctx, &RunBudget::default())
+            .render_str("{{ big ~ big }}", &ctx, &RunBudget::default())
             .unwrap_err();
         assert_eq!(
             err,
-            "`{{ 'a' * 2000000 }}` renders to 2000000 bytes; a template may render at most 1024 KiB"
+            "`{{ big ~ big }}` renders to 1200000 bytes; a template may render at most 1024 KiB"
         );
         let err = t
-            .render_str("x{{ 'a' * 2000000 }}", &ctx, &RunBudget::default())
+            .render_str("x{{ big }}{{ big }}", &ctx, &RunBudget::default())
             .unwrap_err();
-        assert!(
-            err.ends_with("renders to 2000001 bytes; a template may render at most 1024 KiB"),
-            "{err}"
+        assert_eq!(
+            err,
+            "`x{{ big }}{{ big }}` renders to more than 1024 KiB, the most a template may"
         );
         let err = t
-            .render_str("{{ ['aaaaaaaaaa'] * 200000 }}", &ctx, &RunBudget::default())
+            .render_str("{{ list }}", &ctx, &RunBudget::default())
             .unwrap_err();
         assert!(
             err.contains("a template may render at most 1024 KiB"),
             "{err}"
         );
+        let err = t
+            .render_str("{{ ['a'] * 200000 }}", &ctx, &RunBudget::default())
+            .unwrap_err();
+        assert!(err.contains("multiplies numbers only"), "{err}");
         // Ordinary work is far inside both limits.
         let items: Vec<u32> = (0..1000).collect();
         let ctx = json!({ "items": items });
@@ -359,7 +371,8 @@ mod tests {
         assert!((5..50).contains(&rendered), "{rendered}");
         // So does what templates render.
         let budget = RunBudget::new(RUN_FUEL, 4 << 20);
-        let big = "{{ 'a' * 1000000 }}";
+        let ctx = json!({"big": "a".repeat(1_000_000)});
+        let big = "{{ big }}";
         let rendered = (0..10)
             .take_while(|_| t.render_str(big, &ctx, &budget).is_ok())
             .count();

@@ -38,6 +38,9 @@ pub(crate) struct CredentialGrant {
 /// Instructions a manifest template may run (an origin needs a handful).
 const TEMPLATE_FUEL: u64 = 10_000;
 
+/// The longest origin a manifest template may render.
+const MAX_ORIGIN: usize = 4096;
+
 /// Matches `manifest` against `grant`; the error names what disagrees.
 pub(crate) fn grant(manifest: &Manifest, grant: &PluginGrant) -> Result<Grant, String> {
     let settings = settings(manifest, grant)?;
@@ -47,13 +50,12 @@ pub(crate) fn grant(manifest: &Manifest, grant: &PluginGrant) -> Result<Grant, S
     let limits = grant.limits.apply(manifest.limits.within(grant.ceiling.0));
     // A manifest's templates are a vendor's code run at load: bounded, so a
     // looping one is an error, not a hung `aerie plugin list`.
-    let mut env = minijinja::Environment::new();
-    env.set_fuel(Some(TEMPLATE_FUEL));
+    let env = aerie_template::environment(TEMPLATE_FUEL);
+    let context = serde_json::to_value(&settings).map_err(|e| e.to_string())?;
     let render = |entry: &str, field: &str| -> Result<OriginPattern, String> {
-        let rendered = env
-            .render_str(entry, &settings)
+        let rendered = aerie_template::render(&env, entry, &context, MAX_ORIGIN)
             .map_err(|e| format!("{field} entry `{entry}`: {e}"))?;
-        OriginPattern::parse(&rendered).map_err(|e| format!("{field}: {e}"))
+        OriginPattern::parse(&rendered.text).map_err(|e| format!("{field}: {e}"))
     };
     let operator = grant
         .allow
@@ -255,6 +257,29 @@ actions = ["classify"]
         .unwrap_err();
         assert!(err.starts_with("network.allow entry `{% for i"), "{err}");
         assert!(err.contains("fuel"), "{err}");
+        // One instruction that would build gigabytes is refused before it runs.
+        for (entry, message) in [
+            (
+                "{{ base_url ~ ('x' * 100000000) }}",
+                "multiplies numbers only",
+            ),
+            ("{{ [1]|batch(1000000000000000) }}", "at most 100000"),
+            (
+                "{% for i in range(10000) %}{{ base_url }}{% endfor %}",
+                "renders to more than 4 KiB",
+            ),
+        ] {
+            let manifest = JIRA.replace(
+                r#"allow = ["{{ base_url }}"]"#,
+                &format!("allow = [{entry:?}]"),
+            );
+            let err = granted(
+                &manifest,
+                "[plugins.jira]\nsettings = { project = \"SOC\" }\n",
+            )
+            .unwrap_err();
+            assert!(err.contains(message), "{entry}: {err}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn retries_give_up_after_the_last_attempt() {
 
 #[tokio::test]
 async fn for_each_continue_keeps_going_and_if_skips() {
-    let source = "name: t\nsteps:\n  - id: each\n    for_each: \"{{ [1, 2, 3] }}\"\n    uses: p.a\n    with: { n: \"{{ item * 10 }}\", i: \"{{ index }}\" }\n    on_error: continue\n  - id: never\n    if: \"{{ steps.each.status == 'succeeded' }}\"\n    log: unreachable\noutput: \"{{ steps.each.output }}\"\n";
+    let source = "name: t\nsteps:\n  - id: each\n    for_each: \"{{ [1, 2, 3] }}\"\n    uses: p.a\n    with: { n: \"{{ item|int * 10 }}\", i: \"{{ index }}\" }\n    on_error: continue\n  - id: never\n    if: \"{{ steps.each.status == 'succeeded' }}\"\n    log: unreachable\noutput: \"{{ steps.each.output }}\"\n";
     let plugins = Scripted::new(vec![
         (NOW, Ok(json!(1))),
         (NOW, err(ErrorCode::Upstream, false)),
