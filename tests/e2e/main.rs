@@ -13,6 +13,7 @@ mod checkpoints;
 mod cli;
 mod fasttext;
 mod harness;
+mod https;
 mod logs;
 mod playbook;
 mod postgres;

@@ -40,7 +40,10 @@ impl Served {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("aerie: serving http://") {
+                if let Some(rest) = line
+                    .strip_prefix("aerie: serving http://")
+                    .or_else(|| line.strip_prefix("aerie: serving https://"))
+                {
                     let addr = rest
                         .split_whitespace()
                         .next()

@@ -24,11 +24,10 @@ use crate::context::{Context, open_registry};
 pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let config = &ctx.config;
     let listen = listen.unwrap_or(config.server.listen);
-    if config.server.tls.is_some() {
-        anyhow::bail!(
-            "[server] tls is not served by this version yet: remove it and terminate TLS in front of aerie, or wait for the TLS step of `aerie serve`"
-        );
-    }
+    let tls = match &config.server.tls {
+        Some(tls) => Some(aerie_server::tls::acceptor(tls).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     // The registry, the store and the runner live as long as the process:
     // the workers are tasks of their own and hold them without a lifetime.
     let registry: &'static _ = Box::leak(Box::new(open_registry(config)?));
@@ -80,23 +79,39 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
+    if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "serving plain HTTP on a non-loopback address: configure [server] tls, or put a TLS proxy in front");
     }
     let workers = workers::start(runner, store, wake, config.engine.workers());
     outln!(
-        "aerie: serving http://{addr} ({} webhook{}, {} playbook{}, {} workers)",
+        "aerie: serving {}://{addr} ({} webhook{}, {} playbook{}, {} workers)",
+        if tls.is_some() { "https" } else { "http" },
         server.webhooks.len(),
         if server.webhooks.len() == 1 { "" } else { "s" },
         playbooks.len(),
         if playbooks.len() == 1 { "" } else { "s" },
         workers.count()
     )?;
-    let app = aerie_server::app(server).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let app = aerie_server::app(server);
+    match tls {
+        Some(acceptor) => {
+            aerie_server::tls::serve(
+                listener,
+                acceptor,
+                app,
+                stop_signal(),
+                config.server.shutdown_grace,
+            )
+            .await;
+        }
+        None => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
         .with_graceful_shutdown(stop_signal())
         .await
-        .context("serving")?;
+        .context("serving")?,
+    }
     tracing::info!("stopping: no new requests; draining the workers");
     let released = workers.stop(config.server.shutdown_grace, store).await?;
     outln!(
