@@ -8,10 +8,14 @@ use serde_json::json;
 
 use crate::harness::{Site, run_measured};
 
+/// The flood's deadline: these tests measure memory, and a busy machine
+/// (CI building beside them) must not turn them into a timeout.
+const UNHURRIED: &str = "[plugins.hostile]\nlimits = { timeout_ms = 60000 }\n";
+
 #[tokio::test]
 async fn a_flood_of_header_sets_stops_at_the_budget() {
     let site = Site::new();
-    site.hostile("hostile", |m| m);
+    site.hostile("hostile", |m| m).config(UNHURRIED);
     let plugin = site.load("hostile").await;
     // Ten 64 KiB sets are well within the 32 MiB budget.
     let held = plugin
@@ -41,7 +45,7 @@ async fn a_flood_of_header_sets_stops_at_the_budget() {
 #[tokio::test]
 async fn holding_too_many_host_resources_is_a_clear_error() {
     let site = Site::new();
-    site.hostile("hostile", |m| m);
+    site.hostile("hostile", |m| m).config(UNHURRIED);
     let plugin = site.load("hostile").await;
     // Empty sets cost little each; their number is what runs out.
     let err = plugin
@@ -62,7 +66,7 @@ async fn holding_too_many_host_resources_is_a_clear_error() {
 #[test]
 fn the_host_stays_near_a_normal_calls_memory() {
     let site = Site::new();
-    site.hostile("hostile", |m| m);
+    site.hostile("hostile", |m| m).config(UNHURRIED);
     let call = |action: &str, input: &str| {
         run_measured(
             site.aerie()

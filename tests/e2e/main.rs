@@ -22,6 +22,7 @@ mod recategorise;
 mod reflect;
 mod resume;
 mod sandbox;
+mod schedules;
 mod secrets;
 mod served;
 mod tls;

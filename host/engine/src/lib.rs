@@ -23,8 +23,9 @@ pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now};
 pub use approval::{Decider, Outcome, tally};
 pub use playbook::{
     ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,
-    LabelSource, OnError, OnTimeout, Parsed, Playbook, PlaybookError, PlaybookErrors, Retry, Step,
-    StepKind, Switch, Templated, Text, Trigger, Uses,
+    LabelSource, Missed, OnError, OnTimeout, Overlap, Parsed, Playbook, PlaybookError,
+    PlaybookErrors, Retry, Schedule, Step, StepKind, Switch, Templated, Text, Timetable, Trigger,
+    Uses,
 };
 pub use plugins::{PluginCall, Plugins};
 pub use run::{

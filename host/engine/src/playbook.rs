@@ -25,7 +25,7 @@ pub use step::{
     ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, Step, StepKind, Switch, Templated,
     Text, Uses,
 };
-pub use trigger::Trigger;
+pub use trigger::{Missed, Overlap, Schedule, Timetable, Trigger};
 pub use validate::Catalog;
 
 #[derive(Debug, Clone)]

@@ -89,6 +89,9 @@ status!(RunStatus, "run" {
     Waiting = "waiting",
     Succeeded = "succeeded",
     Failed = "failed",
+    /// A schedule's tick that did not run: no server was up, or the previous
+    /// run had not finished. Its error says which.
+    Missed = "missed",
 });
 
 status!(StepStatus, "step" {

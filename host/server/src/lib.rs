@@ -13,6 +13,7 @@ mod error;
 mod health;
 pub mod hooks;
 pub mod peer;
+pub mod schedules;
 pub mod tls;
 
 use std::collections::BTreeMap;

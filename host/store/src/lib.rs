@@ -22,6 +22,7 @@ mod error;
 pub mod queue;
 mod run_store;
 mod runs;
+pub mod schedules;
 pub mod tokens;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use checkpoint::Checkpoint;
 pub use classify::{Classification, CorrectionError};
 pub use error::{Result, StoreError};
 pub use queue::{Enqueued, Guard, Replay};
+pub use schedules::Tick;
 pub use tokens::TokenInfo;
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use aerie::wiring::RuntimePlugins;
 use aerie_engine::{Playbook, Trigger};
 use aerie_manifest::{Config, WebhookAuth};
+use aerie_server::schedules::Scheduled;
 use aerie_server::{Auth, Server, Webhook};
 use aerie_store::Store;
 use anyhow::Context as _;
@@ -34,6 +35,14 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
     let (playbooks, problems) = load_playbooks(ctx, registry).await;
     let (webhooks, more) = webhooks(config, &playbooks);
     let mut problems: Vec<String> = problems.into_iter().chain(more).collect();
+    let mut scheduled = Vec::new();
+    for playbook in &playbooks {
+        match Scheduled::new(playbook.clone()) {
+            Ok(Some(schedule)) => scheduled.push(schedule),
+            Ok(None) => {}
+            Err(why) => problems.push(format!("{}: trigger: {why}", playbook.path.display())),
+        }
+    }
     let mut by_name: BTreeMap<String, Arc<Playbook>> = BTreeMap::new();
     for playbook in &playbooks {
         if let Some(first) = by_name.insert(playbook.name.clone(), playbook.clone()) {
@@ -82,12 +91,20 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
     if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "serving plain HTTP on a non-loopback address: configure [server] tls, or put a TLS proxy in front");
     }
+    let schedules = scheduled.len();
+    let scheduler = tokio::spawn(aerie_server::schedules::run(
+        store.clone(),
+        scheduled,
+        wake.clone(),
+        aerie_engine::epoch_ms,
+    ));
     let workers = workers::start(runner, store, wake, config.engine.workers());
     outln!(
-        "aerie: serving {}://{addr} ({} webhook{}, {} playbook{}, {} workers)",
+        "aerie: serving {}://{addr} ({} webhook{}, {schedules} schedule{}, {} playbook{}, {} workers)",
         if tls.is_some() { "https" } else { "http" },
         server.webhooks.len(),
         if server.webhooks.len() == 1 { "" } else { "s" },
+        if schedules == 1 { "" } else { "s" },
         playbooks.len(),
         if playbooks.len() == 1 { "" } else { "s" },
         workers.count()
@@ -112,6 +129,8 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         .await
         .context("serving")?,
     }
+    // A tick after this is the next server's to fire (or to record as missed).
+    scheduler.abort();
     tracing::info!("stopping: no new requests; draining the workers");
     let released = workers.stop(config.server.shutdown_grace, store).await?;
     outln!(
@@ -220,10 +239,7 @@ fn webhooks(
             Some(Trigger::Mail { mailbox }) => {
                 tracing::warn!(playbook = %playbook.name, %mailbox, "not started by mail: this version serves no mail trigger yet; it runs by hand or through the API");
             }
-            Some(Trigger::Cron(schedule)) => {
-                tracing::warn!(playbook = %playbook.name, %schedule, "not scheduled: this version serves no cron trigger yet; it runs by hand or through the API");
-            }
-            Some(Trigger::Manual) | None => {}
+            Some(Trigger::Cron(_)) | Some(Trigger::Manual) | None => {}
         }
     }
     for name in config.webhooks.keys() {

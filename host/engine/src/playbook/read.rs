@@ -16,7 +16,7 @@ use super::inputs::{InputSpec, InputType};
 use super::step::{
     ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, Step, StepKind, Switch, Templated, Uses,
 };
-use super::trigger::Trigger;
+use super::trigger::{Missed, Overlap, Schedule, Trigger};
 use super::yaml::{self, Fields, Reporter, at, templated};
 use super::{PlaybookError, PlaybookParts};
 
@@ -260,12 +260,44 @@ impl Reader<'_> {
             "mail" => Trigger::Mail {
                 mailbox: self.required(value, "trigger: mail", "mailbox")?,
             },
-            _ => Trigger::Cron(self.report.string(value, "trigger: cron")?),
+            _ => Trigger::Cron(self.cron(value)?),
         };
         if let Err(why) = trigger.check() {
             self.report.error(key_at, format!("trigger: {why}"));
         }
         Some(trigger)
+    }
+
+    /// `"*/5 * * * *"`, or `{ schedule, tz, missed, overlap }`.
+    fn cron(&mut self, node: &Node) -> Option<Schedule> {
+        if node.as_mapping().is_none() {
+            return Some(Schedule::every(&self.report.string(node, "trigger: cron")?));
+        }
+        let f = self.report.mapping(
+            node,
+            "trigger: cron",
+            &["schedule", "tz", "missed", "overlap"],
+        )?;
+        let Some(spec) = f.get("schedule") else {
+            self.report
+                .error(f.at, "trigger: cron: missing field `schedule`");
+            return None;
+        };
+        let mut schedule = Schedule::every(&self.report.string(spec, "trigger: cron: schedule")?);
+        if let Some(tz) = f.get("tz") {
+            schedule.tz = Some(self.report.string(tz, "trigger: cron: tz")?);
+        }
+        if let Some(missed) = f.get("missed") {
+            schedule.missed = self
+                .report
+                .word(missed, "trigger: cron: missed", &Missed::ALL)?;
+        }
+        if let Some(overlap) = f.get("overlap") {
+            schedule.overlap =
+                self.report
+                    .word(overlap, "trigger: cron: overlap", &Overlap::ALL)?;
+        }
+        Some(schedule)
     }
 
     /// `{ name: alerts, headers: [X-GitHub-Event] }`.

@@ -203,15 +203,31 @@ fn triggers_are_checked() {
         ("{ cron: \"*/5 9-17 * * 1-5\" }", ""),
         (
             "{ cron: \"0 0 * *\" }",
-            "pb.yaml:2:1: trigger: cron `0 0 * *` needs 5 fields (minute hour day month weekday)",
+            "pb.yaml:2:1: trigger: cron `0 0 * *` needs 5 fields (minute hour day month weekday), or 6 with seconds first",
         ),
         (
             "{ cron: \"61 * * * *\" }",
-            "pb.yaml:2:1: trigger: cron `61 * * * *`: `61` has 61, outside 0-59",
+            "pb.yaml:2:1: trigger: cron `61 * * * *`: the minute field `61`: Component error: Number out of bounds.",
         ),
         (
             "{ cron: \"* * * * */0\" }",
-            "pb.yaml:2:1: trigger: cron `* * * * */0`: `*/0` has a step of 0",
+            "pb.yaml:2:1: trigger: cron `* * * * */0`: the day of week field `*/0`: Component error: Step cannot be zero.",
+        ),
+        (
+            "{ cron: { schedule: \"0 8 * * 1-5\", tz: Europe/London, missed: skip, overlap: allow } }",
+            "",
+        ),
+        (
+            "{ cron: { schedule: \"* * * * *\", missed: sometimes } }",
+            "pb.yaml:2:51: trigger: cron: missed: `sometimes` is not `run_once` or `skip`",
+        ),
+        (
+            "{ cron: { tz: UTC } }",
+            "pb.yaml:2:20: trigger: cron: missing field `schedule`",
+        ),
+        (
+            "{ cron: { schedule: \"0 8 * * *\", tz: London } }",
+            "pb.yaml:2:1: trigger: cron tz `London` is not a time zone (an IANA name such as Europe/London)",
         ),
         (
             "{ webhook: { name: /hooks/x } }",

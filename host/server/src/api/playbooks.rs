@@ -39,7 +39,12 @@ pub async fn list(_caller: Caller, State(server): State<Arc<Server>>) -> Json<Va
             let trigger = match &p.trigger {
                 Some(Trigger::Webhook { name, .. }) => json!({ "webhook": name }),
                 Some(Trigger::Mail { mailbox }) => json!({ "mail": mailbox }),
-                Some(Trigger::Cron(schedule)) => json!({ "cron": schedule }),
+                Some(Trigger::Cron(schedule)) => json!({ "cron": {
+                    "schedule": schedule.spec,
+                    "tz": schedule.tz.as_deref().unwrap_or("UTC"),
+                    "missed": schedule.missed.as_str(),
+                    "overlap": schedule.overlap.as_str(),
+                } }),
                 Some(Trigger::Manual) | None => json!({ "manual": {} }),
             };
             json!({

@@ -1,0 +1,47 @@
+//! Cron triggers through a real `aerie serve`: a schedule fires by itself,
+//! and its runs are read back through the API. The catch-up, skip, overlap
+//! and one-tick-across-hosts rules are tested with a fake clock in
+//! `aerie_server::schedules`.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::Site;
+use crate::served::{Served, get, token};
+
+const EVERY_SECOND: &str = r#"name: heartbeat
+trigger:
+  cron: { schedule: "* * * * * *", overlap: allow }
+steps:
+  - id: beat
+    set: { ok: true }
+output: "{{ steps.beat.output.ok }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_fires_by_itself_and_its_runs_are_listed() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+    std::fs::write(site.path().join("playbooks/heartbeat.yaml"), EVERY_SECOND).unwrap();
+    site.config("[server]\nlisten = \"127.0.0.1:0\"\n");
+    let served = Served::start(&site, &[]);
+    let alice = token(&site, "alice");
+    // The first look only records the time; every second after it fires.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let succeeded = loop {
+        let runs = get(served.addr, "/api/v1/runs?limit=100", Some(&alice)).await;
+        assert_eq!(runs.status, 200, "{:?}", runs.body);
+        let list = runs.body["runs"].as_array().cloned().unwrap_or_default();
+        let done = list
+            .iter()
+            .filter(|r| r["playbook"] == "heartbeat" && r["status"] == "succeeded")
+            .count();
+        if done >= 2 {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "{:?}", runs.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(succeeded >= 2);
+    let (code, stderr) = served.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
