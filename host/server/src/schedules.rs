@@ -239,6 +239,16 @@ mod tests {
         .unwrap()
     }
 
+    /// A new store, the schedule of `trigger`, and its first look at `first`.
+    async fn seen(trigger: &str, first: &str) -> (tempfile::TempDir, Store, Scheduled) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let schedule = scheduled(trigger);
+        let fired = tick(&store, &schedule, ms(first)).await.unwrap();
+        assert_eq!(fired, Fired::default());
+        (dir, store, schedule)
+    }
+
     /// (status, started_at, error) of every run, by started_at (a missed
     /// tick's is the tick's time; a queued run's when it was queued).
     async fn runs(store: &Store) -> Vec<(String, String, Option<String>)> {
@@ -305,12 +315,11 @@ mod tests {
 
     #[tokio::test]
     async fn missed_skip_runs_nothing_late_and_records_every_tick() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let skip = scheduled("{ cron: { schedule: \"*/5 * * * *\", missed: skip } }");
-        tick(&store, &skip, ms("2026-12-02T10:00:00Z"))
-            .await
-            .unwrap();
+        let (_dir, store, skip) = seen(
+            "{ cron: { schedule: \"*/5 * * * *\", missed: skip } }",
+            "2026-12-02T10:00:00Z",
+        )
+        .await;
         // Back at 10:32, two minutes after the 10:30 tick: nothing runs.
         let fired = tick(&store, &skip, ms("2026-12-02T10:32:00Z"))
             .await
@@ -340,12 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn overlap_skip_records_a_tick_while_the_last_run_is_unfinished() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let pull = scheduled("{ cron: \"*/5 * * * *\" }");
-        tick(&store, &pull, ms("2026-12-02T10:00:00Z"))
-            .await
-            .unwrap();
+        let (_dir, store, pull) = seen("{ cron: \"*/5 * * * *\" }", "2026-12-02T10:00:00Z").await;
         let first = tick(&store, &pull, ms("2026-12-02T10:05:00Z"))
             .await
             .unwrap()
@@ -388,12 +392,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_outage_is_recorded_without_a_record_per_tick() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let every_minute = scheduled("{ cron: { schedule: \"* * * * *\", overlap: allow } }");
-        tick(&store, &every_minute, ms("2026-12-01T10:00:00Z"))
-            .await
-            .unwrap();
+        let (_dir, store, every_minute) = seen(
+            "{ cron: { schedule: \"* * * * *\", overlap: allow } }",
+            "2026-12-01T10:00:00Z",
+        )
+        .await;
         // A day down: 1,440 ticks, one run, LISTED records and one for the rest.
         let fired = tick(&store, &every_minute, ms("2026-12-02T10:00:10Z"))
             .await

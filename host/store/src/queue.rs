@@ -41,6 +41,32 @@ pub enum Enqueued {
     Replayed,
 }
 
+/// Stores `run` of `definition` as queued for `trigger`, and audits it:
+/// inside a writer's transaction.
+pub(crate) async fn queue_run(
+    conn: &mut sqlx::AnyConnection,
+    head: &mut audit::Head,
+    run: &RunRecord,
+    definition: &str,
+    trigger: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO runs (id, playbook, status, input, started_at, definition)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&run.id)
+    .bind(&run.playbook)
+    .bind(RunStatus::Queued.as_str())
+    .bind(run.input.to_string())
+    .bind(&run.started_at)
+    .bind(definition)
+    .execute(&mut *conn)
+    .await
+    .doing("queueing the run")?;
+    let body = json!({ "playbook": run.playbook, "input": run.input, "trigger": trigger });
+    audit::append(conn, head, &run.id, "run.queued", &body).await
+}
+
 impl Store {
     /// Stores `runs` of the playbook `definition` as queued, for `trigger`
     /// (`webhook:alerts`), all or none, and returns once they are committed.
@@ -105,21 +131,7 @@ impl Store {
                         .doing("recording the idempotency key")?;
                     }
                     for run in runs {
-                        sqlx::query(
-                            "INSERT INTO runs (id, playbook, status, input, started_at, definition)
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(&run.id)
-                        .bind(&run.playbook)
-                        .bind(RunStatus::Queued.as_str())
-                        .bind(run.input.to_string())
-                        .bind(&run.started_at)
-                        .bind(definition)
-                        .execute(&mut *conn)
-                        .await
-                        .doing("queueing the run")?;
-                        let body = json!({ "playbook": run.playbook, "input": run.input, "trigger": trigger });
-                        audit::append(conn, head, &run.id, "run.queued", &body).await?;
+                        queue_run(conn, head, run, definition, trigger).await?;
                     }
                     done(Enqueued::Queued(ids))
                 })

@@ -7,6 +7,7 @@ use aerie_engine::{RunRecord, RunStatus, now};
 use serde_json::json;
 
 use crate::error::{Doing as _, Result};
+use crate::queue::queue_run;
 use crate::{Store, audit};
 
 /// One tick (or several folded into one) of a schedule, to store.
@@ -83,21 +84,7 @@ impl Store {
                         return done(false);
                     }
                     if let Some((run, trigger)) = &tick.run {
-                        sqlx::query(
-                            "INSERT INTO runs (id, playbook, status, input, started_at, definition)
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(&run.id)
-                        .bind(&run.playbook)
-                        .bind(RunStatus::Queued.as_str())
-                        .bind(run.input.to_string())
-                        .bind(&run.started_at)
-                        .bind(&tick.definition)
-                        .execute(&mut *conn)
-                        .await
-                        .doing("queueing the tick's run")?;
-                        let body = json!({ "playbook": run.playbook, "input": run.input, "trigger": trigger });
-                        audit::append(conn, head, &run.id, "run.queued", &body).await?;
+                        queue_run(conn, head, run, &tick.definition, trigger).await?;
                     }
                     let finished = now();
                     for run in &tick.missed {
