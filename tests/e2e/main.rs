@@ -15,6 +15,7 @@ mod fasttext;
 mod harness;
 mod https;
 mod logs;
+mod metrics;
 mod playbook;
 mod postgres;
 mod queue;

@@ -9,6 +9,7 @@
 mod error;
 mod flow;
 mod leaf;
+mod metrics;
 mod uses;
 
 #[cfg(test)]
@@ -164,6 +165,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 run.error = Some(format!("its stored playbook does not read: {source}"));
                 run.finished_at = Some(now());
                 self.store.run_finished(&run).await.stored()?;
+                metrics::finished(&run);
                 return Err(RunError::Definition {
                     run: run.id.clone(),
                     source,
@@ -270,6 +272,7 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
         }
         run.finished_at = Some(now());
         self.store.run_finished(run).await.stored()?;
+        metrics::finished(run);
         if self.family.is_none() {
             self.families
                 .lock()

@@ -76,6 +76,26 @@ pub enum Fault {
     Host(String),
 }
 
+impl Fault {
+    /// The kind, as `/metrics` labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Reported { .. } => "reported",
+            Fault::Denied(_) => "denied",
+            Fault::InvalidInput(_) => "invalid_input",
+            Fault::UnknownAction { .. } => "unknown_action",
+            Fault::Deadline(_) => "deadline",
+            Fault::Memory(_) => "memory",
+            Fault::HostMemory(_) => "host_memory",
+            Fault::StackOverflow => "stack_overflow",
+            Fault::Panic(_) => "panic",
+            Fault::Trap(_) => "trap",
+            Fault::Unconfigured(_) => "unconfigured",
+            Fault::Host(_) => "host",
+        }
+    }
+}
+
 impl CallError {
     /// The error code as the WIT spells it, so that policy, plugin bugs and
     /// upstream failures stay distinguishable for the playbook and the analyst.

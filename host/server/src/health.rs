@@ -1,15 +1,17 @@
 //! `/healthz`: the process answers. `/readyz`: it can do its work — the store
 //! answers, and the plugins and playbooks were loaded (the server does not
-//! listen before they are).
+//! listen before they are). `/metrics`: the Prometheus text format.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse as _, Response};
 use serde_json::{Value, json};
 
-use crate::Server;
+use crate::{ApiError, Server};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -32,4 +34,26 @@ pub async fn readyz(State(server): State<Arc<Server>>) -> (StatusCode, Json<Valu
             )
         }
     }
+}
+
+/// Everything recorded, with the queue's depth read now.
+pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    let Some(handle) = &server.metrics else {
+        return ApiError::not_found("this server records no metrics").into_response();
+    };
+    match server.store.queued().await {
+        Ok(queued) => {
+            metrics::gauge!("aerie_queue_depth").set(queued as f64);
+            metrics::gauge!("aerie_store_up").set(1.0);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: the store does not answer");
+            metrics::gauge!("aerie_store_up").set(0.0);
+        }
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
 }

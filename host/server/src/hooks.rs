@@ -173,10 +173,20 @@ pub async fn receive(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
+    let trigger = format!("webhook:{name}");
     match accept(&server, hook, peer, request).await {
-        Ok(response) => response,
+        Ok(response) => {
+            metrics::counter!("aerie_trigger_fires_total", "trigger" => trigger).increment(1);
+            response
+        }
         Err(refusal) => {
             tracing::warn!(webhook = %name, peer = ?peer, status = refusal.status.as_u16(), reason = %refusal.message, "webhook refused");
+            metrics::counter!(
+                "aerie_trigger_refusals_total",
+                "trigger" => trigger,
+                "status" => refusal.status.as_str().to_owned(),
+            )
+            .increment(1);
             refusal.into_response()
         }
     }

@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 
 pub use error::ApiError;
 pub use hooks::{Auth, Webhook};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What the handlers share.
 pub struct Server {
@@ -47,6 +48,8 @@ pub struct Server {
     pub max_queued: u64,
     /// Told once per run queued, so an idle worker claims it at once.
     pub wake: Arc<Notify>,
+    /// What `/metrics` renders; none when no recorder was installed.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 pub fn app(server: Arc<Server>) -> Router {
@@ -54,6 +57,7 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/hooks/{name}", post(hooks::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .nest("/api/v1", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

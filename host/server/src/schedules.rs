@@ -187,11 +187,16 @@ pub async fn run(store: Store, scheduled: Vec<Scheduled>, wake: Arc<Notify>, clo
     loop {
         let now = clock();
         for schedule in &scheduled {
+            let trigger = format!("cron:{}", schedule.name());
             match tick(&store, schedule, now).await {
                 Ok(fired) => {
                     if fired.queued.is_some() {
+                        metrics::counter!("aerie_trigger_fires_total", "trigger" => trigger.clone())
+                            .increment(1);
                         wake.notify_one();
                     }
+                    metrics::counter!("aerie_schedule_missed_total", "trigger" => trigger)
+                        .increment(fired.missed as u64);
                     if fired.missed > 0 {
                         tracing::warn!(
                             playbook = schedule.name(),

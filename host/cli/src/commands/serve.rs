@@ -75,6 +75,10 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
     let runner = Arc::new(super::playbook::runner(ctx, plugins, store).playbooks(called));
 
     let wake = Arc::new(Notify::new());
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .and_then(|builder| builder.install_recorder())
+        .map_err(|e| anyhow::anyhow!("starting the metrics recorder: {e}"))?;
     let server = Arc::new(Server {
         store: store.clone(),
         webhooks,
@@ -83,6 +87,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         trusted_proxies: config.server.trusted_proxies.clone(),
         max_queued: config.server.max_queued,
         wake: wake.clone(),
+        metrics: Some(metrics),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -139,6 +144,13 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
     )?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Histogram buckets in seconds, for steps, plugin calls and runs: from a
+/// warm plugin call (tens of µs) to a step that waits on a slow upstream.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
 
 /// SIGTERM (a service manager) or SIGINT (Ctrl-C).
 async fn stop_signal() {

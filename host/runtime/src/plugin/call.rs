@@ -14,6 +14,13 @@ use crate::bindings::{ErrorCode, PluginError};
 use crate::error::{CallError, Fault};
 use crate::state::CallState;
 
+/// `scheme://host[:port]` of a URL the broker sent to.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
 impl Plugin {
     /// Runs `action` on `input`, in a fresh instance (or a warm one, for a
     /// plugin that reuses instances).
@@ -23,6 +30,8 @@ impl Plugin {
             Err(fault) => (Err(fault), Vec::new(), Vec::new()),
             Ok(()) => self.run(action, input).await,
         };
+        let elapsed = started.elapsed();
+        self.observe(action, &result, &requests, elapsed);
         CallReport {
             result: result.map_err(|fault| CallError {
                 plugin: self.manifest.name.clone(),
@@ -31,7 +40,47 @@ impl Plugin {
             }),
             requests,
             logs,
-            elapsed: started.elapsed(),
+            elapsed,
+        }
+    }
+
+    /// The call's time, its fault and its requests, for `/metrics`. A
+    /// refused request is counted without its origin: a hostile plugin picks
+    /// that, and would grow the metrics without bound.
+    fn observe(
+        &self,
+        action: &str,
+        result: &Result<Value, Fault>,
+        requests: &[RequestRecord],
+        elapsed: Duration,
+    ) {
+        let plugin = self.manifest.name.clone();
+        metrics::histogram!(
+            "aerie_plugin_call_seconds",
+            "plugin" => plugin.clone(),
+            "action" => action.to_owned(),
+        )
+        .record(elapsed.as_secs_f64());
+        if let Err(fault) = result {
+            metrics::counter!(
+                "aerie_plugin_faults_total",
+                "plugin" => plugin.clone(),
+                "kind" => fault.kind(),
+            )
+            .increment(1);
+        }
+        for request in requests {
+            let (outcome, origin) = match &request.refused {
+                Some(_) => ("refused", String::new()),
+                None => ("sent", origin(&request.url)),
+            };
+            metrics::counter!(
+                "aerie_broker_requests_total",
+                "plugin" => plugin.clone(),
+                "origin" => origin,
+                "outcome" => outcome,
+            )
+            .increment(1);
         }
     }
 

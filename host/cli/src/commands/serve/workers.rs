@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aerie::wiring::RuntimePlugins;
 use aerie_engine::{Playbook, Runner};
@@ -36,6 +36,7 @@ pub fn start(
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let owner = runner.owner().to_owned();
+    metrics::gauge!("aerie_workers").set(count as f64);
     for n in 0..count {
         tasks.spawn(work(n, runner.clone(), wake.clone(), stopped.clone()));
     }
@@ -76,8 +77,13 @@ async fn work(
 ) {
     let load = |source: &str| Playbook::parse(Path::new("(stored definition)"), source);
     while !*stopped.borrow() {
+        let started = Instant::now();
         let idle = match runner.resume(None, load).await {
             Ok(Some(run)) => {
+                // Utilisation: rate(aerie_worker_run_seconds_sum) over
+                // aerie_workers.
+                metrics::histogram!("aerie_worker_run_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 tracing::info!(worker = n, run = %run.id, playbook = %run.playbook, status = %run.status, "run done");
                 continue;
             }
