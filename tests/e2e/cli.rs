@@ -279,3 +279,45 @@ fn commands_without_plugins_do_not_reserve_the_instance_pool() {
     assert_eq!(ran.code, 1, "{}", ran.stdout);
     assert!(ran.stderr.contains("memory pool"), "{}", ran.stderr);
 }
+
+#[test]
+fn json_logs_carry_the_run_and_the_step() {
+    let site = Site::new();
+    let playbook = site.file(
+        "note.yaml",
+        "name: note\ninputs:\n  x: { type: string, required: true }\nsteps:\n  - id: say\n    log: \"hello {{ inputs.x }}\"\n",
+    );
+    let ran = run(site.aerie().args([
+        "--log-format",
+        "json",
+        "-v",
+        "run",
+        playbook.to_str().unwrap(),
+        "--input",
+        r#"{"x": "world"}"#,
+    ]));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let lines: Vec<serde_json::Value> = ran
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let said = lines
+        .iter()
+        .find(|l| l["message"] == "hello world")
+        .unwrap_or_else(|| panic!("{}", ran.stderr));
+    assert_eq!(said["level"], "INFO");
+    let spans = said["spans"].as_array().unwrap();
+    let run_span = spans.iter().find(|s| s["name"] == "run").unwrap();
+    assert_eq!(run_span["playbook"], "note");
+    assert!(
+        run_span["run"].as_str().is_some_and(|id| id.len() == 36),
+        "{run_span}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "step" && s["step"] == "say"),
+        "{said}"
+    );
+}

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use aerie_contract::{epoch_ms, now};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 pub use error::RunError;
 use error::Stored as _;
@@ -218,7 +219,10 @@ impl<'a, P: Plugins, S: RunStore> Runner<'a, P, S> {
                 }
             }
         };
-        let work = self.steps(playbook, run);
+        // Every log line of the run, its steps' and its plugins', carries
+        // the run and the playbook (`--log-format json` prints them as fields).
+        let span = tracing::info_span!("run", run = %id, playbook = %playbook.name);
+        let work = self.steps(playbook, run).instrument(span);
         let done = tokio::select! {
             done = work => done,
             lost = renew => lost,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use aerie_contract::{ErrorCode, now};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::error::{RunError, Stored as _};
 use super::{Result, Runner};
@@ -92,7 +93,9 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         ctx: &mut Value,
     ) -> Result<Flow> {
         let mut record = run.steps[seq].clone();
-        self.leaf(&run.id, step, ctx, &mut record).await?;
+        self.leaf(&run.id, step, ctx, &mut record)
+            .instrument(tracing::info_span!("step", step = %step.id))
+            .await?;
         if record.status == StepStatus::Waiting {
             run.steps[seq] = record;
             run.status = RunStatus::Waiting;
