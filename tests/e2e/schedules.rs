@@ -42,6 +42,16 @@ async fn a_schedule_fires_by_itself_and_its_runs_are_listed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(succeeded >= 2);
+    let triggers = get(served.addr, "/api/v1/triggers", Some(&alice)).await;
+    let schedule = &triggers.body["schedules"][0];
+    assert_eq!(schedule["playbook"], "heartbeat", "{:?}", triggers.body);
+    assert_eq!(schedule["schedule"], "* * * * * *");
+    assert_eq!(schedule["overlap"], "allow");
+    assert!(
+        schedule["last_tick"].is_string() && schedule["next_tick"].is_string(),
+        "{schedule}"
+    );
+    assert!(schedule["missed"].is_number(), "{schedule}");
     let (code, stderr) = served.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }

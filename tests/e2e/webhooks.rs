@@ -144,6 +144,19 @@ async fn a_bearer_webhook_queues_a_run_that_the_api_reads_back() {
     );
     assert_eq!(get(addr, "/api/v1/runs/nope", Some(&api)).await.status, 404);
 
+    // The trigger's health: one taken, three refused, and why the last was.
+    let triggers = get(addr, "/api/v1/triggers", Some(&api)).await;
+    assert_eq!(triggers.status, 200, "{:?}", triggers.body);
+    let hook = &triggers.body["webhooks"][0];
+    assert_eq!(hook["name"], "alerts");
+    assert_eq!(hook["playbook"], "alert");
+    assert_eq!(hook["accepted"], 1);
+    assert_eq!(hook["refused"], 3);
+    assert!(hook["last_accepted"].is_string(), "{hook}");
+    assert_eq!(hook["last_refusal"]["status"], 401, "{hook}");
+    assert!(!hook.to_string().contains("t0ken"), "{hook}");
+    assert_eq!(get(addr, "/api/v1/triggers", None).await.status, 401);
+
     let (code, stderr) = served.terminate();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(

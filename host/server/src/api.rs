@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 mod approvals;
 mod playbooks;
+mod triggers;
 
 pub fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -24,6 +25,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/runs/{id}", get(run))
         .route("/playbooks", get(playbooks::list))
         .route("/playbooks/{name}/runs", post(playbooks::start))
+        .route("/triggers", get(triggers::list))
         .route("/approvals", get(approvals::pending))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))

@@ -4,6 +4,7 @@
 //! the rate, the token, the size, then the body.
 
 pub mod auth;
+mod health;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::{Server, peer};
 pub use auth::Auth;
+use health::Health;
 
 /// One served webhook: the operator's rules and the playbook it starts.
 pub struct Webhook {
@@ -35,6 +37,7 @@ pub struct Webhook {
     playbook: Arc<Playbook>,
     /// Request headers the trigger passes on, lowercase.
     headers: Vec<String>,
+    pub health: Health,
 }
 
 impl Webhook {
@@ -65,6 +68,7 @@ impl Webhook {
             limiter: config.rate.map(limiter),
             playbook,
             headers,
+            health: Health::default(),
         })
     }
 
@@ -177,6 +181,7 @@ pub async fn receive(
     match accept(&server, hook, peer, request).await {
         Ok(response) => {
             metrics::counter!("aerie_trigger_fires_total", "trigger" => trigger).increment(1);
+            hook.health.accepted();
             response
         }
         Err(refusal) => {
@@ -187,6 +192,8 @@ pub async fn receive(
                 "status" => refusal.status.as_str().to_owned(),
             )
             .increment(1);
+            hook.health
+                .refused(refusal.status.as_u16(), &refusal.message);
             refusal.into_response()
         }
     }

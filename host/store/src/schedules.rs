@@ -37,6 +37,15 @@ impl Store {
             .doing("reading the schedule's last tick")
     }
 
+    /// How many of `playbook`'s ticks were recorded as missed.
+    pub async fn missed(&self, playbook: &str) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM runs WHERE playbook = $1 AND status = 'missed'")
+            .bind(playbook)
+            .fetch_one(&self.pool)
+            .await
+            .doing("counting missed ticks")
+    }
+
     /// Whether a run of `playbook` has not finished (queued, running or
     /// waiting for an approval).
     pub async fn unfinished(&self, playbook: &str) -> Result<Option<String>> {
