@@ -333,6 +333,30 @@ async fn two_servers_on_one_postgres_execute_each_of_a_thousand_webhook_runs_onc
             .await
             .unwrap();
     assert_eq!(owners.len(), 2, "{owners:?}");
+    // The API's filtered pages read the shared store.
+    let api = crate::served::token(&sites[1], "alice");
+    let page = crate::served::get(
+        served[0].addr,
+        "/api/v1/runs?playbook=alert&status=succeeded&limit=600",
+        Some(&api),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    assert_eq!(page.body["runs"].as_array().unwrap().len(), 600);
+    let next = page.body["next"].as_str().unwrap();
+    let rest = crate::served::get(
+        served[1].addr,
+        &format!("/api/v1/runs?playbook=alert&status=succeeded&limit=600&before={next}"),
+        Some(&api),
+    )
+    .await;
+    assert_eq!(
+        rest.body["runs"].as_array().unwrap().len(),
+        RUNS - 600,
+        "{:?}",
+        rest.body["next"]
+    );
+    assert!(rest.body["next"].is_null());
     for served in served {
         let (code, stderr) = served.terminate();
         assert_eq!(code, Some(0), "{stderr}");

@@ -42,6 +42,38 @@ async fn a_schedule_fires_by_itself_and_its_runs_are_listed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(succeeded >= 2);
+    // Filtered, one page at a time.
+    let page = |query: String| {
+        let alice = alice.clone();
+        async move { get(served.addr, &format!("/api/v1/runs?{query}"), Some(&alice)).await }
+    };
+    let first = page("playbook=heartbeat&status=succeeded&limit=1".to_owned()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let newest = first.body["runs"][0].clone();
+    assert_eq!(newest["status"], "succeeded");
+    assert_eq!(first.body["next"], newest["id"]);
+    let second = page(format!(
+        "playbook=heartbeat&status=succeeded&limit=1&before={}",
+        newest["id"].as_str().unwrap()
+    ))
+    .await;
+    let older = &second.body["runs"][0];
+    assert_ne!(older["id"], newest["id"], "{:?}", second.body);
+    assert!(older["started_at"].as_str() <= newest["started_at"].as_str());
+    assert_eq!(
+        page("playbook=nope".to_owned()).await.body["runs"],
+        serde_json::json!([])
+    );
+    let bad = page("status=sideways".to_owned()).await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("status `sideways` is not one of")
+    );
+    assert_eq!(page("before=nope".to_owned()).await.status, 400);
+
     let triggers = get(served.addr, "/api/v1/triggers", Some(&alice)).await;
     let schedule = &triggers.body["schedules"][0];
     assert_eq!(schedule["playbook"], "heartbeat", "{:?}", triggers.body);

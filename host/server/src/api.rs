@@ -85,6 +85,10 @@ async fn whoami(caller: Caller) -> Json<Value> {
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     limit: Option<i64>,
+    status: Option<String>,
+    playbook: Option<String>,
+    /// A run id: the page after it (a page's `next`).
+    before: Option<String>,
 }
 
 /// The most runs one page lists.
@@ -102,12 +106,40 @@ async fn runs(
             "limit must be 1 to {MAX_PAGE}, not {limit}"
         )));
     }
+    if let Some(status) = &query.status
+        && status.parse::<aerie_engine::RunStatus>().is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "status `{status}` is not one of queued, running, waiting, succeeded, failed, missed"
+        )));
+    }
+    let before = match &query.before {
+        None => None,
+        Some(id) => {
+            let started_at = server
+                .store
+                .started_at(id)
+                .await
+                .map_err(|e| ApiError::store(&e))?
+                .ok_or_else(|| ApiError::bad_request(format!("before: there is no run `{id}`")))?;
+            Some((started_at, id.clone()))
+        }
+    };
+    let filter = aerie_store::RunFilter {
+        status: query.status,
+        playbook: query.playbook,
+        before,
+    };
     let runs = server
         .store
-        .runs(limit)
+        .runs_where(&filter, limit)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    Ok(Json(json!({ "runs": runs })))
+    // A full page may have more after it.
+    let next = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
 /// A run as `aerie runs show ID --json` prints it.

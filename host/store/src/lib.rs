@@ -22,6 +22,7 @@ mod error;
 pub mod queue;
 mod run_store;
 mod runs;
+pub use runs::RunFilter;
 pub mod schedules;
 pub mod tokens;
 mod writer;

@@ -8,14 +8,54 @@ use sqlx::Row;
 use crate::error::{Result, StoreError};
 use crate::{RunSummary, Store};
 
+/// Which runs a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<String>,
+    pub playbook: Option<String>,
+    /// Only runs listed after this one (its `started_at` and id): the next
+    /// page.
+    pub before: Option<(String, String)>,
+}
+
 impl Store {
+    /// The latest runs, newest first.
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunSummary>> {
-        let rows = sqlx::query(
-            "SELECT id, playbook, status, started_at, finished_at FROM runs ORDER BY started_at DESC, id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        self.runs_where(&RunFilter::default(), limit).await
+    }
+
+    /// The runs `filter` selects, newest first: one page of `limit`.
+    pub async fn runs_where(&self, filter: &RunFilter, limit: i64) -> Result<Vec<RunSummary>> {
+        // `$N` placeholders, numbered as the clauses are added: the one form
+        // both backends take through sqlx's Any driver.
+        let mut sql = String::from(
+            "SELECT id, playbook, status, started_at, finished_at FROM runs WHERE 1 = 1",
+        );
+        let mut binds: Vec<&str> = Vec::new();
+        fn bind<'v>(sql: &mut String, binds: &mut Vec<&'v str>, clause: &str, value: &'v str) {
+            binds.push(value);
+            sql.push_str(&clause.replace('#', &format!("${}", binds.len())));
+        }
+        if let Some(status) = &filter.status {
+            bind(&mut sql, &mut binds, " AND status = #", status);
+        }
+        if let Some(playbook) = &filter.playbook {
+            bind(&mut sql, &mut binds, " AND playbook = #", playbook);
+        }
+        if let Some((started_at, id)) = &filter.before {
+            bind(&mut sql, &mut binds, " AND (started_at < #", started_at);
+            bind(&mut sql, &mut binds, " OR (started_at = #", started_at);
+            bind(&mut sql, &mut binds, " AND id < #))", id);
+        }
+        sql.push_str(&format!(
+            " ORDER BY started_at DESC, id DESC LIMIT ${}",
+            binds.len() + 1
+        ));
+        let mut query = sqlx::query(&sql);
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|r| -> Result<RunSummary, sqlx::Error> {
@@ -28,6 +68,16 @@ impl Store {
                 })
             })
             .collect::<Result<_, _>>()?)
+    }
+
+    /// When run `id` started, for a page that continues after it.
+    pub async fn started_at(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT started_at FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// A run as the engine resumes it. Every value is read strictly: a
