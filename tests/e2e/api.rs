@@ -171,6 +171,42 @@ async fn a_run_started_through_the_api_is_approved_by_an_allowed_user_only() {
         .map(|e| &e["body"]["user"])
         .collect();
     assert_eq!(decided_by, [&json!("alice")]);
+    // The API exports the same entries, and checks the chain as the CLI does.
+    let exported = get(
+        served.addr,
+        &format!("/api/v1/runs/{id}/audit"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(exported.status, 200, "{:?}", exported.body);
+    assert_eq!(exported.body["audit"], audit["audit"]);
+    let verified = get(served.addr, "/api/v1/audit/verify", Some(&alice)).await;
+    assert_eq!(verified.body["intact"], true, "{:?}", verified.body);
+    assert!(
+        verified.body["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("audit trail intact: "),
+        "{:?}",
+        verified.body
+    );
+    let requests = get(
+        served.addr,
+        &format!("/api/v1/runs/{id}/requests"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(requests.body["requests"], json!([]), "{:?}", requests.body);
+    assert_eq!(
+        get(served.addr, "/api/v1/runs/nope/audit", Some(&alice))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(served.addr, "/api/v1/audit/verify", None).await.status,
+        401
+    );
     let wrong_method = request(served.addr, "DELETE", "/api/v1/runs", &[], "").await;
     assert_eq!(wrong_method.status, 405);
 }

@@ -15,6 +15,7 @@ use crate::Server;
 use crate::error::ApiError;
 
 mod approvals;
+mod audit;
 mod playbooks;
 mod triggers;
 
@@ -23,6 +24,9 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/whoami", get(whoami))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
+        .route("/runs/{id}/audit", get(audit::run))
+        .route("/runs/{id}/requests", get(audit::requests))
+        .route("/audit/verify", get(audit::verify))
         .route("/playbooks", get(playbooks::list))
         .route("/playbooks/{name}/runs", post(playbooks::start))
         .route("/triggers", get(triggers::list))

@@ -17,6 +17,7 @@ pub mod schedules;
 pub mod tls;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use aerie_engine::Playbook;
@@ -50,6 +51,9 @@ pub struct Server {
     pub wake: Arc<Notify>,
     /// What `/metrics` renders; none when no recorder was installed.
     pub metrics: Option<PrometheusHandle>,
+    /// `[audit]`'s signing key file and checkpoints file, when set: the
+    /// API's verify checks the chain against the latest checkpoint too.
+    pub checkpointing: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn app(server: Arc<Server>) -> Router {

@@ -133,6 +133,100 @@ impl crate::Store {
     }
 }
 
+/// The audit trail checked as `aerie audit verify` and the API check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditCheck {
+    pub intact: bool,
+    /// Entries in the chain (when it is intact).
+    pub entries: u64,
+    /// The last entry's hash (when it is intact).
+    pub last: Option<String>,
+    /// What was found, as one sentence: what holds, or what does not.
+    pub summary: String,
+}
+
+impl AuditCheck {
+    fn refused(summary: String) -> AuditCheck {
+        AuditCheck {
+            intact: false,
+            entries: 0,
+            last: None,
+            summary,
+        }
+    }
+}
+
+impl crate::Store {
+    /// The chain, then, with `checkpointing` (the signing key's file and the
+    /// checkpoints file), the chain against the latest signed checkpoint:
+    /// fewer entries than it recorded is a truncation, another hash at its
+    /// length a rewrite, no checkpoint or a bad signature a failure too. An
+    /// error only when the store cannot be read.
+    pub async fn check_audit(
+        &self,
+        checkpointing: Option<(&Path, &Path)>,
+    ) -> crate::Result<AuditCheck> {
+        let (entries, last) = match self.verify_audit().await? {
+            crate::Verification::Intact { entries, last } => (entries, last),
+            crate::Verification::Broken { seq, why } => {
+                return Ok(AuditCheck::refused(format!(
+                    "audit entry {seq} does not match: {why}"
+                )));
+            }
+        };
+        let intact = |summary: String| AuditCheck {
+            intact: true,
+            entries,
+            last: Some(last.clone()),
+            summary,
+        };
+        let Some((key_file, checkpoints)) = checkpointing else {
+            return Ok(intact(format!(
+                "audit trail intact: {entries} entries, last hash {last} (no [audit] checkpoints configured: truncation cannot be detected)"
+            )));
+        };
+        let refuse = |why: String| {
+            Ok(AuditCheck::refused(format!(
+                "audit trail not verified: {why}"
+            )))
+        };
+        let key = match std::fs::read_to_string(key_file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| signing_key(&text))
+        {
+            Ok(key) => key.verifying_key(),
+            Err(why) => return refuse(format!("the signing key {}: {why}", key_file.display())),
+        };
+        let checkpoint = match Checkpoint::latest(checkpoints) {
+            Ok(Some(checkpoint)) => checkpoint,
+            Ok(None) => {
+                return refuse(format!(
+                    "no checkpoint in {}: removed, or never written",
+                    checkpoints.display()
+                ));
+            }
+            Err(why) => return refuse(why),
+        };
+        if let Err(why) = checkpoint.verify(&key) {
+            return refuse(format!("the checkpoint of {}: {why}", checkpoint.at));
+        }
+        match self.standing(&checkpoint).await? {
+            Standing::Extends => Ok(intact(format!(
+                "audit trail intact: {entries} entries, last hash {last}; the first {} match the checkpoint of {}",
+                checkpoint.entries, checkpoint.at
+            ))),
+            Standing::Truncated { entries } => refuse(format!(
+                "the trail has {entries} entries but the checkpoint of {} signed {}: entries were removed",
+                checkpoint.at, checkpoint.entries
+            )),
+            Standing::Rewritten => refuse(format!(
+                "entry {} is not the one the checkpoint of {} signed: the chain was rewritten",
+                checkpoint.entries, checkpoint.at
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use aerie_store::checkpoint::{self, Standing};
-use aerie_store::{AuditEntry, Checkpoint, Store, Verification};
+use aerie_store::{AuditEntry, Checkpoint, Store};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
@@ -88,57 +88,16 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
 }
 
 /// The chain, then (with `[audit]` set) the chain against the latest signed
-/// checkpoint: fewer entries than it recorded is a truncation, another hash
-/// at its length a rewrite, no checkpoint or a bad signature a failure too.
+/// checkpoint ([`Store::check_audit`]); exit 1 when it does not hold.
 async fn verify(ctx: &Context, store: &Store) -> anyhow::Result<ExitCode> {
-    let (entries, last) = match store.verify_audit().await? {
-        Verification::Intact { entries, last } => (entries, last),
-        Verification::Broken { seq, why } => {
-            eprintln!("aerie: audit entry {seq} does not match: {why}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let Some((key_file, checkpoints)) = ctx.config.audit.checkpointing() else {
-        outln!(
-            "audit trail intact: {entries} entries, last hash {last} (no [audit] checkpoints configured: truncation cannot be detected)"
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    };
-    let key = read_key(key_file)?.verifying_key();
-    let refuse = |why: String| {
-        eprintln!("aerie: audit trail not verified: {why}");
+    let check = store.check_audit(ctx.config.audit.checkpointing()).await?;
+    if check.intact {
+        outln!("{}", check.summary)?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("aerie: {}", check.summary);
         Ok(ExitCode::from(1))
-    };
-    let Some(checkpoint) = Checkpoint::latest(checkpoints).map_err(anyhow::Error::msg)? else {
-        return refuse(format!(
-            "no checkpoint in {}: removed, or never written",
-            checkpoints.display()
-        ));
-    };
-    if let Err(why) = checkpoint.verify(&key) {
-        return refuse(format!("the checkpoint of {}: {why}", checkpoint.at));
     }
-    match store.standing(&checkpoint).await? {
-        Standing::Extends => {}
-        Standing::Truncated { entries } => {
-            return refuse(format!(
-                "the trail has {entries} entries but the checkpoint of {} signed {}: entries were removed",
-                checkpoint.at, checkpoint.entries
-            ));
-        }
-        Standing::Rewritten => {
-            return refuse(format!(
-                "entry {} is not the one the checkpoint of {} signed: the chain was rewritten",
-                checkpoint.entries, checkpoint.at
-            ));
-        }
-    }
-    outln!(
-        "audit trail intact: {entries} entries, last hash {last}; the first {} match the checkpoint of {}",
-        checkpoint.entries,
-        checkpoint.at
-    )?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Signs and appends a checkpoint of the chain's head when `[audit]` is set

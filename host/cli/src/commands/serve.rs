@@ -88,6 +88,10 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         max_queued: config.server.max_queued,
         wake: wake.clone(),
         metrics: Some(metrics),
+        checkpointing: config
+            .audit
+            .checkpointing()
+            .map(|(key, checkpoints)| (key.to_owned(), checkpoints.to_owned())),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
