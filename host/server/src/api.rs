@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use crate::Server;
 use crate::error::ApiError;
 
-mod approvals;
-mod audit;
-mod playbooks;
-mod triggers;
+pub(crate) mod approvals;
+pub(crate) mod audit;
+pub(crate) mod playbooks;
+pub(crate) mod triggers;
 
 pub fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -81,15 +81,22 @@ impl FromRequestParts<Arc<Server>> for Caller {
     }
 }
 
-async fn whoami(caller: Caller) -> Json<Value> {
+/// The user the token acts as.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "api", security(("bearer" = [])),
+    responses((status = 200, description = "`{\"user\": NAME}`", body = Value), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn whoami(caller: Caller) -> Json<Value> {
     Json(json!({ "user": caller.user }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RunsQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunsQuery {
+    /// At most this many (1 to 1000; 50).
     limit: Option<i64>,
+    /// queued, running, waiting, succeeded, failed or missed.
     status: Option<String>,
+    /// Runs of this playbook only.
     playbook: Option<String>,
     /// A run id: the page after it (a page's `next`).
     before: Option<String>,
@@ -98,7 +105,13 @@ struct RunsQuery {
 /// The most runs one page lists.
 const MAX_PAGE: i64 = 1000;
 
-async fn runs(
+/// Runs, newest first, filtered, one page at a time.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"runs\": [{id, playbook, status, started_at, finished_at}], \"next\": ID or null}`", body = Value),
+        (status = 400, description = "a filter that is not one, a `before` that names no run", body = crate::openapi::ErrorBody),
+        (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn runs(
     _caller: Caller,
     State(server): State<Arc<Server>>,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
@@ -146,8 +159,12 @@ async fn runs(
     Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
-/// A run as `aerie runs show ID --json` prints it.
-async fn run(
+/// A run as `aerie runs show ID --json` prints it: its input, output,
+/// steps and logs.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "the run")), security(("bearer" = [])),
+    responses((status = 200, description = "the run", body = Value),
+        (status = 404, description = "no such run", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn run(
     _caller: Caller,
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,

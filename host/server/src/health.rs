@@ -13,10 +13,16 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, Server};
 
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Value)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The store answers; the webhooks served and the queue's depth.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "ready", body = Value),
+    (status = 503, description = "the store does not answer", body = Value)))]
 pub async fn readyz(State(server): State<Arc<Server>>) -> (StatusCode, Json<Value>) {
     let webhooks: Vec<&String> = server.webhooks.keys().collect();
     match server.store.queued().await {
@@ -37,6 +43,8 @@ pub async fn readyz(State(server): State<Arc<Server>>) -> (StatusCode, Json<Valu
 }
 
 /// Everything recorded, with the queue's depth read now.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "the Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let Some(handle) = &server.metrics else {
         return ApiError::not_found("this server records no metrics").into_response();

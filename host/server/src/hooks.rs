@@ -165,6 +165,22 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     }
 }
 
+/// A webhook: the JSON body becomes `inputs.body` (NDJSON: one run a line).
+/// The guards, in order: `allow_from`, `rate`, the credential, `max_body`,
+/// the content type, the signature, the playbook's inputs, `max_queued`.
+#[utoipa::path(post, path = "/hooks/{name}", tag = "webhooks",
+    params(("name" = String, Path, description = "a `[webhooks.NAME]` of the config"),
+        ("Idempotency-Key" = Option<String>, Header, description = "a repeat within a day answers the first runs")),
+    request_body(content = Value, content_type = "application/json"),
+    responses(
+        (status = 202, description = "`{\"run\": ID}` or `{\"runs\": [...]}`, once stored", body = Value),
+        (status = 400, description = "a body that does not parse or fit the inputs", body = crate::openapi::ErrorBody),
+        (status = 401, description = "a missing or wrong credential", body = crate::openapi::ErrorBody),
+        (status = 403, description = "an address outside `allow_from`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "over `max_body`", body = crate::openapi::ErrorBody),
+        (status = 415, description = "neither JSON nor NDJSON", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the rate; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "the queue is over `max_queued`, or the store is down; see Retry-After", body = crate::openapi::ErrorBody)))]
 pub async fn receive(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,

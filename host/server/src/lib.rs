@@ -12,6 +12,7 @@ mod api;
 mod error;
 mod health;
 pub mod hooks;
+pub mod openapi;
 pub mod peer;
 pub mod schedules;
 pub mod tls;
@@ -62,6 +63,7 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .nest("/api/v1", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -16,6 +16,9 @@ use super::{Body, Caller};
 use crate::Server;
 use crate::error::ApiError;
 
+/// Approvals not decided yet, oldest first.
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", security(("bearer" = [])),
+    responses((status = 200, description = "`{\"approvals\": [...]}`", body = Value), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn pending(
     _caller: Caller,
     State(server): State<Arc<Server>>,
@@ -28,12 +31,20 @@ pub async fn pending(
     Ok(Json(json!({ "approvals": pending })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
+    /// Why, for the audit.
     comment: Option<String>,
 }
 
+/// Approve, as the token's user (the same rule as `aerie approvals approve --as`).
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "the approval")), request_body = Decision, security(("bearer" = [])),
+    responses((status = 200, description = "`{approval, settled, run}`", body = Value),
+        (status = 403, description = "the user may not decide it", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such approval", body = crate::openapi::ErrorBody),
+        (status = 409, description = "already decided", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn approve(
     caller: Caller,
     state: State<Arc<Server>>,
@@ -43,6 +54,13 @@ pub async fn approve(
     decide(caller, state, id, decision, true).await
 }
 
+/// Reject, as the token's user; the run goes on with `approved: false`.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/reject", tag = "approvals",
+    params(("id" = String, Path, description = "the approval")), request_body = Decision, security(("bearer" = [])),
+    responses((status = 200, description = "`{approval, settled, run}`", body = Value),
+        (status = 403, description = "the user may not decide it", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such approval", body = crate::openapi::ErrorBody),
+        (status = 409, description = "already decided", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn reject(
     caller: Caller,
     state: State<Arc<Server>>,

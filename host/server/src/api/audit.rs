@@ -14,6 +14,8 @@ use crate::error::ApiError;
 
 /// 200 with `{intact, entries, last, summary}` whether or not it holds: the
 /// check ran; `intact` is its answer.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "`{intact, entries, last, summary}`", body = Value), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn verify(State(server): State<Arc<Server>>, _: Caller) -> Result<Json<Value>, ApiError> {
     let checkpointing = server
         .checkpointing
@@ -35,6 +37,10 @@ async fn known(server: &Server, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The run's audit entries.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/audit", tag = "audit", params(("id" = String, Path, description = "the run")), security(("bearer" = [])),
+    responses((status = 200, description = "`{run, audit: [{seq, at, kind, body, hash}]}`", body = Value),
+        (status = 404, description = "no such run", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn run(
     State(server): State<Arc<Server>>,
     _: Caller,
@@ -49,6 +55,10 @@ pub async fn run(
     Ok(Json(json!({ "run": id, "audit": entries })))
 }
 
+/// The requests the broker made for the run's plugins.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/requests", tag = "runs", params(("id" = String, Path, description = "the run")), security(("bearer" = [])),
+    responses((status = 200, description = "`{run, requests: [...]}`", body = Value),
+        (status = 404, description = "no such run", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn requests(
     State(server): State<Arc<Server>>,
     _: Caller,

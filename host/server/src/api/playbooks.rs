@@ -14,6 +14,9 @@ use super::{Body, Caller};
 use crate::Server;
 use crate::error::ApiError;
 
+/// The playbooks served: name, description, file, trigger, inputs.
+#[utoipa::path(get, path = "/api/v1/playbooks", tag = "playbooks", security(("bearer" = [])),
+    responses((status = 200, description = "`{\"playbooks\": [...]}`", body = Value), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn list(_caller: Caller, State(server): State<Arc<Server>>) -> Json<Value> {
     let playbooks: Vec<Value> = server
         .playbooks
@@ -59,9 +62,10 @@ pub async fn list(_caller: Caller, State(server): State<Arc<Server>>) -> Json<Va
     Json(json!({ "playbooks": playbooks }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Start {
+    /// The playbook's inputs (`{}` when left out).
     #[serde(default = "empty")]
     input: Value,
 }
@@ -72,6 +76,13 @@ fn empty() -> Value {
 
 /// Queues a run of the playbook, acting as the caller; answers as a webhook
 /// does, once the run is stored.
+#[utoipa::path(post, path = "/api/v1/playbooks/{name}/runs", tag = "playbooks",
+    params(("name" = String, Path, description = "the playbook"),
+        ("Idempotency-Key" = Option<String>, Header, description = "a repeat within a day answers the first run")),
+    request_body = Start, security(("bearer" = [])),
+    responses((status = 202, description = "`{\"run\": ID}`, once the run is stored", body = Value),
+        (status = 400, description = "input the playbook does not take", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such playbook", body = crate::openapi::ErrorBody), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn start(
     caller: Caller,
     State(server): State<Arc<Server>>,

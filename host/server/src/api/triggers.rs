@@ -20,6 +20,9 @@ fn time(ms: i64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// Each trigger and how it is doing.
+#[utoipa::path(get, path = "/api/v1/triggers", tag = "triggers", security(("bearer" = [])),
+    responses((status = 200, description = "`{webhooks: [...], schedules: [...]}`", body = Value), (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
 pub async fn list(State(server): State<Arc<Server>>, _: Caller) -> Result<Json<Value>, ApiError> {
     let webhooks: Vec<Value> = server
         .webhooks
