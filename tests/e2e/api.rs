@@ -285,4 +285,35 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
     let run = finished(served.addr, &alice, started.body["run"].as_str().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(site.path().join(".aerie/aerie.db").is_file());
+
+    // The plugins, as `aerie plugin list/inspect --json` show them.
+    let plugins = get(served.addr, "/api/v1/plugins", Some(&alice)).await;
+    assert_eq!(plugins.status, 200, "{:?}", plugins.body);
+    let listed: Vec<&str> = plugins.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        ["fasttext", "ioc-extract", "keyword-match", "virustotal"]
+    );
+    let ioc = get(served.addr, "/api/v1/plugins/ioc-extract", Some(&alice)).await;
+    assert_eq!(ioc.status, 200, "{:?}", ioc.body);
+    assert_eq!(ioc.body["actions"][0]["name"], "extract");
+    assert_eq!(ioc.body["sha256"].as_str().unwrap().len(), 64);
+    let inspected = site
+        .aerie()
+        .args(["plugin", "inspect", "ioc-extract", "--json"])
+        .output()
+        .unwrap();
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(ioc.body, inspected);
+    assert_eq!(
+        get(served.addr, "/api/v1/plugins/nope", Some(&alice))
+            .await
+            .status,
+        404
+    );
 }

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod playbooks;
+pub(crate) mod plugins;
 pub(crate) mod triggers;
 
 pub fn routes() -> Router<Arc<Server>> {
@@ -30,6 +31,8 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/playbooks", get(playbooks::list))
         .route("/playbooks/{name}/runs", post(playbooks::start))
         .route("/triggers", get(triggers::list))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{name}", get(plugins::show))
         .route("/approvals", get(approvals::pending))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))

@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 pub use error::ApiError;
 pub use hooks::{Auth, Webhook};
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::Value;
 
 /// What the handlers share.
 pub struct Server {
@@ -52,6 +53,9 @@ pub struct Server {
     pub wake: Arc<Notify>,
     /// What `/metrics` renders; none when no recorder was installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Every installed plugin, by name, as it loaded at start (its
+    /// `aerie plugin inspect --json` view), or why it did not.
+    pub plugins: BTreeMap<String, Result<Value, String>>,
     /// `[audit]`'s signing key file and checkpoints file, when set: the
     /// API's verify checks the chain against the latest checkpoint too.
     pub checkpointing: Option<(PathBuf, PathBuf)>,

@@ -43,6 +43,8 @@ pub struct ErrorDetail {
         api::playbooks::list,
         api::playbooks::start,
         api::triggers::list,
+        api::plugins::list,
+        api::plugins::show,
         api::approvals::pending,
         api::approvals::approve,
         api::approvals::reject,
@@ -91,6 +93,8 @@ mod tests {
             ("get", "/api/v1/playbooks"),
             ("post", "/api/v1/playbooks/{name}/runs"),
             ("get", "/api/v1/triggers"),
+            ("get", "/api/v1/plugins"),
+            ("get", "/api/v1/plugins/{name}"),
             ("get", "/api/v1/approvals"),
             ("post", "/api/v1/approvals/{id}/approve"),
             ("post", "/api/v1/approvals/{id}/reject"),
@@ -100,7 +104,7 @@ mod tests {
                 "{method} {path}"
             );
         }
-        assert_eq!(paths.len(), 16);
+        assert_eq!(paths.len(), 18);
         let runs = &paths["/api/v1/runs"]["get"];
         let params: Vec<&str> = runs["parameters"]
             .as_array()

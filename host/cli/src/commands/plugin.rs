@@ -82,14 +82,11 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let path = Path::new(target);
-    let plugin: Arc<Plugin> = if ctx.registry()?.manifest_path(target).is_some() || !path.exists() {
-        ctx.registry()?.load(target).await?
-    } else {
-        Arc::new(ctx.registry()?.load_path(path).await?)
-    };
-    let view = json!({
+/// A loaded plugin as `aerie plugin inspect --json` prints it and the API
+/// answers it: what it is, what it offers, what the site granted it (names of
+/// credentials, never their values).
+pub fn view(plugin: &Plugin) -> Value {
+    json!({
         "name": plugin.name(),
         "version": plugin.version(),
         "world": plugin.world().as_str(),
@@ -106,7 +103,17 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
         "data_dir": plugin.data_dir,
         "warm_instances": plugin.warm_max(),
         "unconfigured": plugin.unconfigured,
-    });
+    })
+}
+
+async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let path = Path::new(target);
+    let plugin: Arc<Plugin> = if ctx.registry()?.manifest_path(target).is_some() || !path.exists() {
+        ctx.registry()?.load(target).await?
+    } else {
+        Arc::new(ctx.registry()?.load_path(path).await?)
+    };
+    let view = view(&plugin);
     if json {
         outln!("{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(ExitCode::SUCCESS);

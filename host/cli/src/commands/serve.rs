@@ -74,6 +74,14 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         }));
     let runner = Arc::new(super::playbook::runner(ctx, plugins, store).playbooks(called));
 
+    let mut plugins = BTreeMap::new();
+    for name in registry.names() {
+        let view = match registry.load(name).await {
+            Ok(plugin) => Ok(super::plugin::view(&plugin)),
+            Err(e) => Err(e.to_string()),
+        };
+        plugins.insert(name.to_owned(), view);
+    }
     let wake = Arc::new(Notify::new());
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(BUCKETS)
@@ -88,6 +96,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         max_queued: config.server.max_queued,
         wake: wake.clone(),
         metrics: Some(metrics),
+        plugins,
         checkpointing: config
             .audit
             .checkpointing()
