@@ -10,9 +10,11 @@
 mod clock;
 mod code;
 mod location;
+mod names;
 mod record;
 
 pub use clock::{epoch_ms, now};
 pub use code::{ErrorCode, UnknownCode};
 pub use location::Location;
+pub use names::check_webhook_name;
 pub use record::{LogLine, RequestRecord};

@@ -301,15 +301,8 @@ impl Config {
             ));
         }
         for name in self.webhooks.keys() {
-            let valid =
-                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
-            if name.is_empty() || !name.chars().all(valid) {
-                return Err(Error::invalid(
-                    path,
-                    format!("webhooks.{name}"),
-                    "webhook names use only a-z, 0-9, `-` and `_` (it is a URL path segment)",
-                ));
-            }
+            aerie_contract::check_webhook_name(name)
+                .map_err(|m| Error::invalid(path, format!("webhooks.{name}"), m))?;
         }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;

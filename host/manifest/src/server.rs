@@ -258,7 +258,7 @@ max_body = "25MiB"
         );
         insta::assert_snapshot!(
             parse("[webhooks.\"a b\"]\nauth = { bearer = { env = \"T\" } }\n").unwrap_err(),
-            @"aerie.toml: webhooks.a b: webhook names use only a-z, 0-9, `-` and `_` (it is a URL path segment)"
+            @"aerie.toml: webhooks.a b: webhook name `a b` may use only a-z, 0-9, `-` and `_` (it is a URL path segment)"
         );
         insta::assert_snapshot!(
             parse("[server]\nlisten = \"localhost\"\n").unwrap_err(),

@@ -198,13 +198,7 @@ impl Trigger {
         match self {
             Trigger::Manual | Trigger::Mail { .. } => Ok(()),
             Trigger::Webhook { name, headers } => {
-                let valid =
-                    |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
-                if name.is_empty() || !name.chars().all(valid) {
-                    return Err(format!(
-                        "webhook name `{name}` may use only a-z, 0-9, `-` and `_` (it is a URL path segment)"
-                    ));
-                }
+                aerie_contract::check_webhook_name(name)?;
                 match headers.iter().find(|h| {
                     h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 }) {
