@@ -79,6 +79,16 @@ pub(super) async fn load_valid(
     registry: &Registry,
     path: &Path,
 ) -> Result<Playbook, Vec<String>> {
+    validate_read(ctx, registry, path, Playbook::read_file(path)).await
+}
+
+/// [`load_valid`] for a playbook already read from `path`.
+pub(super) async fn validate_read(
+    ctx: &Context,
+    registry: &Registry,
+    path: &Path,
+    top: Parsed,
+) -> Result<Playbook, Vec<String>> {
     let mut seen = std::collections::BTreeSet::from([path.to_owned()]);
     let mut queue = Vec::new();
     let mut called = |parsed: &Parsed, queue: &mut Vec<Parsed>| {
@@ -89,7 +99,6 @@ pub(super) async fn load_valid(
             }
         }
     };
-    let top = Playbook::read_file(path);
     called(&top, &mut queue);
     let catalog_of_top = catalog(ctx, registry, &top.playbook).await;
     let mut errors: Vec<String> = Vec::new();

@@ -19,7 +19,7 @@ use aerie_store::Store;
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
-use super::playbook::{load_valid, playbook_files, resolve_in};
+use super::playbook::{playbook_files, resolve_in, validate_read};
 use crate::context::{Context, open_registry};
 
 pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
@@ -196,17 +196,22 @@ async fn load_playbooks(
         // A shipped playbook whose plugin this site has not configured (a
         // classifier with no model yet) is not served, and said so; a
         // playbook that is wrong stops the start.
-        if let Ok(playbook) = Playbook::from_file(&path) {
-            for plugin in playbook.plugins() {
-                if let Err(e) = registry.load(plugin).await
-                    && e.is_unconfigured()
-                {
-                    tracing::warn!(playbook = %path.display(), "not served until its plugin is configured: {e}");
-                    continue 'files;
-                }
+        let read = Playbook::read_file(&path);
+        // Only a playbook that reads: a wrong one is reported, not skipped.
+        let plugins = if read.errors.is_empty() {
+            read.playbook.plugins()
+        } else {
+            Default::default()
+        };
+        for plugin in plugins {
+            if let Err(e) = registry.load(plugin).await
+                && e.is_unconfigured()
+            {
+                tracing::warn!(playbook = %path.display(), "not served until its plugin is configured: {e}");
+                continue 'files;
             }
         }
-        match load_valid(ctx, registry, &path).await {
+        match validate_read(ctx, registry, &path, read).await {
             Ok(playbook) => playbooks.push(Arc::new(playbook)),
             Err(errors) => problems.extend(errors),
         }
