@@ -27,7 +27,7 @@ async fn a_schedule_fires_by_itself_and_its_runs_are_listed() {
     let alice = token(&site, "alice");
     // The first look only records the time; every second after it fires.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let succeeded = loop {
+    loop {
         let runs = get(served.addr, "/api/v1/runs?limit=100", Some(&alice)).await;
         assert_eq!(runs.status, 200, "{:?}", runs.body);
         let list = runs.body["runs"].as_array().cloned().unwrap_or_default();
@@ -36,12 +36,11 @@ async fn a_schedule_fires_by_itself_and_its_runs_are_listed() {
             .filter(|r| r["playbook"] == "heartbeat" && r["status"] == "succeeded")
             .count();
         if done >= 2 {
-            break done;
+            break;
         }
         assert!(Instant::now() < deadline, "{:?}", runs.body);
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(succeeded >= 2);
+    }
     // Filtered, one page at a time.
     let page = |query: String| {
         let alice = alice.clone();
