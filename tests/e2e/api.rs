@@ -317,3 +317,168 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posted_playbook_is_validated_against_what_the_server_has() {
+    let site = site();
+    site.shipped("ioc-extract");
+    let served = Served::start(&site, &[]);
+    let alice = token(&site, "alice");
+    let auth = format!("Bearer {alice}");
+    let yaml = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/yaml"),
+    ];
+    let validate = |body: &'static str| {
+        let headers = yaml;
+        async move {
+            request(
+                served.addr,
+                "POST",
+                "/api/v1/playbooks/validate",
+                &headers,
+                body,
+            )
+            .await
+        }
+    };
+
+    let good = r#"name: triage
+inputs:
+  text: { required: true }
+steps:
+  - id: iocs
+    uses: ioc-extract.extract
+    with: { text: "{{ inputs.text }}" }
+  - id: ask
+    approval: { message: "Block?", approvers: [soc-leads] }
+  - id: again
+    playbook: review
+    with: { ip: "{{ steps.iocs.output.ipv4[0] }}" }
+"#;
+    let answer = validate(good).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({ "valid": true, "name": "triage", "errors": [] })
+    );
+
+    // What only this site knows is checked too: its plugins' actions, its
+    // people, its playbooks; every problem listed with its place.
+    let bad = r#"name: triage
+steps:
+  - id: iocs
+    uses: ioc-extract.nope
+  - id: ask
+    approval: { message: "Block?", approvers: [nobody] }
+  - id: again
+    playbook: missing
+"#;
+    let answer = validate(bad).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["valid"], false);
+    let errors = answer.body["errors"].as_array().unwrap();
+    let line_of = |needle: &str| {
+        errors
+            .iter()
+            .find(|e| e["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no error names `{needle}`: {errors:?}"))["line"]
+            .clone()
+    };
+    assert_eq!(line_of("nope"), 4);
+    assert_eq!(line_of("nobody"), 6);
+    assert_eq!(line_of("missing"), 8);
+
+    let unreadable = validate("steps: [").await;
+    assert_eq!(unreadable.body["valid"], false);
+    assert_eq!(unreadable.body["name"], Value::Null);
+    assert!(
+        !unreadable.body["errors"].as_array().unwrap().is_empty(),
+        "{:?}",
+        unreadable.body
+    );
+
+    // Nothing was stored or served: the list is what the folder holds.
+    let listed = get(served.addr, "/api/v1/playbooks", Some(&alice)).await;
+    let names: Vec<&str> = listed.body["playbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["review"]);
+
+    let binary = request(
+        served.addr,
+        "POST",
+        "/api/v1/playbooks/validate",
+        &yaml,
+        &b"name: \xff\n"[..],
+    )
+    .await;
+    assert_eq!(binary.status, 400);
+    assert!(
+        binary.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8"),
+        "{:?}",
+        binary.body
+    );
+    let anonymous = request(
+        served.addr,
+        "POST",
+        "/api/v1/playbooks/validate",
+        &[("content-type", "application/yaml")],
+        good,
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_past_its_deadline_is_decided_by_the_server_unasked() {
+    let site = site();
+    let timed = REVIEW.replace(
+        "      approvers: [alice, soc-leads]\n",
+        "      approvers: [alice, soc-leads]\n      timeout: 1s\n      on_timeout: reject\n",
+    );
+    std::fs::write(site.path().join("playbooks/review.yaml"), timed).unwrap();
+    let served = Served::start(&site, &[]);
+    let alice = token(&site, "alice");
+    let started = post(
+        &served,
+        "/api/v1/playbooks/review/runs",
+        &alice,
+        r#"{"input": {"ip": "203.0.113.7"}}"#,
+    )
+    .await;
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let id = started.body["run"].as_str().unwrap().to_owned();
+    assert_eq!(
+        finished(served.addr, &alice, &id).await["status"],
+        "waiting"
+    );
+    // Nobody looks at the approvals (listing them would decide it too): the
+    // server's own timer does, and a worker finishes the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let run = loop {
+        let run = get(served.addr, &format!("/api/v1/runs/{id}"), Some(&alice)).await;
+        if run.body["status"] != "waiting" {
+            break run.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "still waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let run = if run["status"] == "running" {
+        finished(served.addr, &alice, &id).await
+    } else {
+        run
+    };
+    assert_eq!(run["status"], "succeeded", "{run:?}");
+    assert_eq!(
+        run["steps"][0]["output"],
+        json!({ "approved": false, "decided_by": [], "comment": "timed out" }),
+        "{run:?}"
+    );
+}

@@ -7,11 +7,12 @@
 #
 #   cargo xtask build                 # release aerie, plugins installed
 #   sudo apt-get install -y wrk       # Debian's wrk
-#   xtask/bench/serve.sh [SECONDS] [CONNECTIONS]
+#   xtask/bench/serve.sh [SECONDS] [CONNECTIONS] [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 connections=${2:-64}
+workers=${3:-8}
 target=${CARGO_TARGET_DIR:-target}
 aerie=$(realpath "$target/release/aerie")
 command -v wrk >/dev/null || { echo "bench: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -27,6 +28,9 @@ cat > "$site/aerie.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
 max_queued = 10000000
+
+[engine]
+workers = $workers
 
 [webhooks.bench]
 auth = { bearer = { env = "BENCH_TOKEN" } }
@@ -62,7 +66,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "bench: aerie $(git -C "$OLDPWD" rev-parse --short HEAD), wrk -t2 -c$connections -d${seconds}s"
+echo "bench: aerie $(git -C "$OLDPWD" rev-parse --short HEAD), $workers workers, wrk -t2 -c$connections -d${seconds}s"
 start=$(date +%s.%N)
 wrk -t2 -c"$connections" -d"${seconds}s" --latency -s post.lua "http://127.0.0.1:$port/hooks/bench"
 sent=$(date +%s.%N)

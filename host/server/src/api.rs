@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/runs/{id}/requests", get(audit::requests))
         .route("/audit/verify", get(audit::verify))
         .route("/playbooks", get(playbooks::list))
+        .route("/playbooks/validate", post(playbooks::validate))
         .route("/playbooks/{name}/runs", post(playbooks::start))
         .route("/triggers", get(triggers::list))
         .route("/plugins", get(plugins::list))

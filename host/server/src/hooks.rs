@@ -313,24 +313,7 @@ async fn accept(
         })?;
         runs.push(run);
     }
-    let queued = server
-        .store
-        .queued()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    if queued.saturating_add(runs.len() as i64)
-        > i64::try_from(server.max_queued).unwrap_or(i64::MAX)
-    {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_full",
-            format!(
-                "{queued} runs are waiting for a worker (max_queued {}); nothing was queued",
-                server.max_queued
-            ),
-        )
-        .retry_after(Duration::from_secs(5)));
-    }
+    server.backlog.admit(&server.store, runs.len()).await?;
     let guard = Guard {
         idempotency_key: key,
         replay: passed.replay,
@@ -348,6 +331,7 @@ async fn accept(
         .map_err(|e| ApiError::store(&e))?;
     let (ids, repeated) = match enqueued {
         Enqueued::Queued(ids) => {
+            server.backlog.queued(count).await;
             for _ in 0..count {
                 server.wake.notify_one();
             }

@@ -6,9 +6,11 @@
 //! - `hooks`: `POST /hooks/NAME`, the webhook triggers and their guards;
 //! - `api`: `/api/v1`, for scripts and the web page, behind API tokens;
 //! - `health`: `/healthz` and `/readyz`;
-//! - `peer`: the client's address, and allow-lists.
+//! - `peer`: the client's address, and allow-lists;
+//! - `backlog`: `max_queued`, without counting the queue on every request.
 
 mod api;
+pub mod backlog;
 mod error;
 mod health;
 pub mod hooks;
@@ -21,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aerie_engine::Playbook;
+use aerie_engine::{Catalog, Playbook};
 use aerie_manifest::UserConfig;
 use aerie_store::Store;
 use axum::Router;
@@ -30,6 +32,7 @@ use axum::routing::{get, post};
 use ipnet::IpNet;
 use tokio::sync::Notify;
 
+pub use backlog::Backlog;
 pub use error::ApiError;
 pub use hooks::{Auth, Webhook};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -47,8 +50,8 @@ pub struct Server {
     pub users: BTreeMap<String, UserConfig>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Queued runs beyond which triggers answer 503.
-    pub max_queued: u64,
+    /// `max_queued`: how many runs may wait before triggers answer 503.
+    pub backlog: Backlog,
     /// Told once per run queued, so an idle worker claims it at once.
     pub wake: Arc<Notify>,
     /// What `/metrics` renders; none when no recorder was installed.
@@ -56,6 +59,9 @@ pub struct Server {
     /// Every installed plugin, by name, as it loaded at start (its
     /// `aerie plugin inspect --json` view), or why it did not.
     pub plugins: BTreeMap<String, Result<Value, String>>,
+    /// What a posted playbook is validated against: the plugins, people and
+    /// playbooks of the site, as at start.
+    pub catalog: Catalog,
     /// `[audit]`'s signing key file and checkpoints file, when set: the
     /// API's verify checks the chain against the latest checkpoint too.
     pub checkpointing: Option<(PathBuf, PathBuf)>,

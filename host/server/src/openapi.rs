@@ -42,6 +42,7 @@ pub struct ErrorDetail {
         api::audit::verify,
         api::playbooks::list,
         api::playbooks::start,
+        api::playbooks::validate,
         api::triggers::list,
         api::plugins::list,
         api::plugins::show,

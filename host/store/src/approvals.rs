@@ -15,7 +15,10 @@ use sqlx::Row;
 
 use aerie_engine::now;
 
-use crate::{Store, Tx, audit};
+use sqlx::AnyConnection;
+
+use crate::audit::{self, Head};
+use crate::{Store, Tx};
 
 /// An approval as `aerie approvals list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +66,7 @@ impl Store {
         request: &ApprovalRequest,
     ) -> Result<ApprovalState> {
         let mut tx = self.write().await?;
+        let mut head = Head::default();
         let existing = sqlx::query("SELECT id FROM approvals WHERE run_id = $1 AND step_id = $2")
             .bind(run_id)
             .bind(step_id)
@@ -88,16 +92,9 @@ impl Store {
             .await
             .doing("opening the approval")?;
             let body = json!({ "approval": id, "step": step_id, "request": request });
-            audit::append(
-                &mut tx,
-                &mut audit::Head::default(),
-                run_id,
-                "approval.requested",
-                &body,
-            )
-            .await?;
+            audit::append(&mut tx, &mut head, run_id, "approval.requested", &body).await?;
         }
-        expire(&mut tx, Some(run_id)).await?;
+        expire(&mut tx, &mut head, Some(run_id)).await?;
         let state = state(&mut tx, run_id, step_id).await?;
         tx.commit().await?;
         Ok(state)
@@ -121,10 +118,30 @@ impl Store {
         Ok(())
     }
 
+    /// Decides every pending approval past its deadline by its `on_timeout`,
+    /// which puts its run back in the queue: the server does it on a timer,
+    /// `aerie resume` before it claims.
+    /// Returns how many were decided.
+    pub async fn expire_approvals(&self) -> Result<u64> {
+        let settled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = settled.clone();
+        self.writer
+            .submit(Box::new(move |conn, head| {
+                let counted = counted.clone();
+                Box::pin(async move {
+                    let n = expire(conn, head, None).await?;
+                    counted.store(n, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                })
+            }))
+            .await?;
+        Ok(settled.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Pending approvals, oldest first.
     pub async fn pending_approvals(&self) -> Result<Vec<Approval>> {
         let mut tx = self.write().await?;
-        expire(&mut tx, None).await?;
+        expire(&mut tx, &mut Head::default(), None).await?;
         tx.commit().await?;
         let rows = sqlx::query(
             "SELECT id, run_id, step_id, message, approvers, required, deadline_ms, status
@@ -168,7 +185,8 @@ impl Store {
     ) -> Result<Option<String>> {
         let user = decider.user;
         let mut tx = self.write().await?;
-        expire(&mut tx, None).await?;
+        let mut head = Head::default();
+        expire(&mut tx, &mut head, None).await?;
         let Some(row) = sqlx::query(
             "SELECT run_id, step_id, approvers, required, status FROM approvals WHERE id = $1",
         )
@@ -215,14 +233,7 @@ impl Store {
             .into());
         }
         let body = json!({ "approval": approval_id, "user": user, "approve": approve, "comment": comment });
-        audit::append(
-            &mut tx,
-            &mut audit::Head::default(),
-            &run_id,
-            "approval.decided",
-            &body,
-        )
-        .await?;
+        audit::append(&mut tx, &mut head, &run_id, "approval.decided", &body).await?;
 
         let decisions: Vec<i64> =
             sqlx::query_scalar("SELECT approve FROM approval_decisions WHERE approval_id = $1")
@@ -233,7 +244,7 @@ impl Store {
         let required = u32::try_from(row.try_get::<i64, _>("required")?).unwrap_or(u32::MAX);
         let settled = tally(required, &decisions);
         if let Some(outcome) = settled {
-            settle(&mut tx, approval_id, &run_id, outcome, comment).await?;
+            settle(&mut tx, &mut head, approval_id, &run_id, outcome, comment).await?;
         }
         tx.commit().await?;
         Ok(settled.map(|_| run_id))
@@ -242,12 +253,13 @@ impl Store {
 
 /// Sets the approval's outcome and hands its run back to the queue.
 async fn settle(
-    tx: &mut Tx<'_>,
+    conn: &mut AnyConnection,
+    head: &mut Head,
     approval_id: &str,
     run_id: &str,
     outcome: Outcome,
     comment: Option<&str>,
-) -> Result<()> {
+) -> Result<bool> {
     let outcome = outcome.as_str();
     // Only a pending approval settles: on PostgreSQL two hosts may find the
     // same approval past its deadline, and the second one's update waits for the
@@ -259,35 +271,42 @@ async fn settle(
     .bind(comment)
     .bind(now())
     .bind(approval_id)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     if settled.rows_affected() == 0 {
-        return Ok(());
+        return Ok(false);
     }
     sqlx::query("UPDATE runs SET status = 'running', lease_owner = NULL, lease_until = 0 WHERE id = $1 AND status = 'waiting'")
         .bind(run_id)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     audit::append(
-        tx,
-        &mut audit::Head::default(),
+        conn,
+        head,
         run_id,
         "approval.settled",
         &json!({ "approval": approval_id, "outcome": outcome }),
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
-/// Decides every pending approval past its deadline by its `on_timeout`.
-pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> Result<()> {
+/// Decides every pending approval past its deadline by its `on_timeout`;
+/// returns how many.
+pub(crate) async fn expire(
+    conn: &mut AnyConnection,
+    head: &mut Head,
+    run_id: Option<&str>,
+) -> Result<u64> {
     let due = sqlx::query(
         "SELECT id, run_id, on_timeout FROM approvals
          WHERE status = 'pending' AND deadline_ms IS NOT NULL AND deadline_ms <= $1 AND ($2 IS NULL OR run_id = $2)",
     )
     .bind(epoch_ms())
     .bind(run_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
+    let mut settled = 0;
     for row in due {
         let on_timeout = if row.try_get::<&str, _>("on_timeout")? == "approve" {
             OnTimeout::Approve
@@ -295,16 +314,18 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, run_id: Option<&str>) -> Result<()> 
             OnTimeout::Reject
         };
         let outcome = Outcome::on_timeout(on_timeout);
-        settle(
-            tx,
+        let decided = settle(
+            conn,
+            head,
             row.try_get("id")?,
             row.try_get("run_id")?,
             outcome,
             Some("timed out"),
         )
         .await?;
+        settled += u64::from(decided);
     }
-    Ok(())
+    Ok(settled)
 }
 
 /// The approval's state as the engine sees it.

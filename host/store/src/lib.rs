@@ -17,6 +17,7 @@ use sqlx::{Connection as _, Executor as _};
 pub mod approvals;
 pub mod audit;
 pub mod checkpoint;
+mod claim;
 pub mod classify;
 mod error;
 pub mod queue;

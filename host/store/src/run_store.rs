@@ -6,8 +6,9 @@ use aerie_engine::{
 };
 use serde_json::Value;
 
+use crate::Store;
+use crate::audit;
 use crate::error::{Doing as _, Result, StoreError};
-use crate::{Backend, Store, approvals, audit};
 
 fn json_text(value: &Value) -> Option<String> {
     (!value.is_null()).then(|| value.to_string())
@@ -61,66 +62,7 @@ impl RunStore for Store {
         lease: &Lease,
         only: Option<&str>,
     ) -> Result<Option<(RunRecord, String)>> {
-        // On PostgreSQL the chain's lock is taken only if an entry is appended
-        // (audit::append), so claims by several hosts do not queue on it.
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.write().await?,
-            Backend::Postgres => self.pool.begin().await.doing("starting a claim")?,
-        };
-        // Approvals past their deadline are decided first, which puts their
-        // runs back in the queue.
-        approvals::expire(&mut tx, None).await?;
-        // SKIP LOCKED: hosts sharing a PostgreSQL queue each take a different
-        // run instead of queueing on the same row. SQLite has one writer.
-        let lock = match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        };
-        let candidate: Option<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT id, status, definition FROM runs
-             WHERE (status = 'queued' OR (status = 'running' AND coalesce(lease_until, 0) < $1))
-               AND ($2 IS NULL OR id = $2)
-             ORDER BY started_at LIMIT 1 {lock}"
-        ))
-        .bind(aerie_engine::epoch_ms())
-        .bind(only)
-        .fetch_optional(&mut *tx)
-        .await
-        .doing("claiming a run")?;
-        let Some((id, status, definition)) = candidate else {
-            return Ok(None);
-        };
-        sqlx::query(
-            "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2 WHERE id = $3",
-        )
-        .bind(&lease.owner)
-        .bind(lease.until_ms)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await
-        .doing("claiming a run")?;
-        // A queued run starts here; a running one is taken over from a
-        // process that died.
-        let kind = if status == "queued" {
-            "run.claimed"
-        } else {
-            "run.resumed"
-        };
-        audit::append(
-            &mut tx,
-            &mut audit::Head::default(),
-            &id,
-            kind,
-            &serde_json::json!({ "by": lease.owner }),
-        )
-        .await?;
-        tx.commit().await?;
-        let record = self.record(&id).await?.ok_or_else(|| StoreError::Damaged {
-            run: id.clone(),
-            what: "the run".to_owned(),
-            why: "it vanished while it was claimed".to_owned(),
-        })?;
-        Ok(Some((record, definition)))
+        self.claim_run(lease, only).await
     }
 
     async fn step_updated(&self, run_id: &str, step: &StepRecord) -> Result<()> {

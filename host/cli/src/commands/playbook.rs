@@ -41,6 +41,21 @@ pub(super) fn resolve_in(dir: &Path, playbook: &str) -> PathBuf {
 /// What the playbook's plugins offer (loading each one it names), and the
 /// users and groups it may name as approvers.
 async fn catalog(ctx: &Context, registry: &Registry, playbook: &Playbook) -> Catalog {
+    catalog_of(ctx, registry, playbook.plugins()).await
+}
+
+/// What a playbook is checked against on this site: every installed plugin,
+/// for `aerie serve`'s API, which validates playbooks it has not seen.
+pub(super) async fn site_catalog(ctx: &Context, registry: &Registry) -> Catalog {
+    catalog_of(ctx, registry, registry.names()).await
+}
+
+/// The people and playbooks of the site, and the `plugins` named.
+async fn catalog_of<'n>(
+    ctx: &Context,
+    registry: &Registry,
+    plugins: impl IntoIterator<Item = &'n str>,
+) -> Catalog {
     let mut catalog = Catalog {
         playbooks: playbook_names(ctx),
         ..Catalog::default()
@@ -49,7 +64,7 @@ async fn catalog(ctx: &Context, registry: &Registry, playbook: &Playbook) -> Cat
         catalog.people.insert(user.clone());
         catalog.people.extend(config.groups.iter().cloned());
     }
-    for name in playbook.plugins() {
+    for name in plugins {
         match registry.load(name).await {
             Ok(plugin) => {
                 catalog.plugins.insert(
@@ -221,6 +236,9 @@ pub async fn resume(
     let load_called = |name: &str| Playbook::from_file(&resolve(ctx, name));
     let runner = runner(ctx, &plugins, store).playbooks(&load_called);
     let load = |source: &str| Playbook::parse(Path::new("(stored definition)"), source);
+    // Approvals past their deadline are decided first: their runs go back in
+    // the queue and are resumed here.
+    store.expire_approvals().await?;
     let mut resumed = Vec::new();
     while let Some(run) = runner.resume(only, load).await? {
         resumed.push(run);

@@ -14,12 +14,12 @@ use aerie::wiring::RuntimePlugins;
 use aerie_engine::{Playbook, Trigger};
 use aerie_manifest::{Config, WebhookAuth};
 use aerie_server::schedules::Scheduled;
-use aerie_server::{Auth, Server, Webhook};
+use aerie_server::{Auth, Backlog, Server, Webhook};
 use aerie_store::Store;
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
-use super::playbook::{playbook_files, resolve_in, validate_read};
+use super::playbook::{playbook_files, resolve_in, site_catalog, validate_read};
 use crate::context::{Context, open_registry};
 
 pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
@@ -93,10 +93,11 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         playbooks: by_name,
         users: config.users.clone(),
         trusted_proxies: config.server.trusted_proxies.clone(),
-        max_queued: config.server.max_queued,
+        backlog: Backlog::new(config.server.max_queued),
         wake: wake.clone(),
         metrics: Some(metrics),
         plugins,
+        catalog: site_catalog(ctx, registry).await,
         checkpointing: config
             .audit
             .checkpointing()

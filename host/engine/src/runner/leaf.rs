@@ -51,9 +51,14 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             Ok(false) => record.status = StepStatus::Skipped,
             Ok(true) => {
                 record.status = StepStatus::Running;
-                // A plugin step is recorded as started by each attempt (see
-                // `uses`), so a crash mid-call still counts the attempt.
-                if !matches!(step.kind, StepKind::Uses(_)) {
+                // A step that waits is recorded as started, so its record says
+                // so meanwhile: an approval, a called playbook; a plugin step
+                // by each attempt (see `uses`), so a crash mid-call still
+                // counts the attempt. A step with no effect outside the run
+                // (set, log, fail, switch) takes microseconds and is recorded
+                // once, finished: were its process to die in it, it would be
+                // run again from its start, as any step in flight is.
+                if matches!(step.kind, StepKind::Approval(_) | StepKind::Playbook(_)) {
                     self.store.step_updated(run_id, record).await.stored()?;
                 }
                 self.execute(run_id, step, ctx, record).await?;

@@ -1,10 +1,12 @@
-//! `GET /api/v1/playbooks` and `POST /api/v1/playbooks/NAME/runs`.
+//! `GET /api/v1/playbooks`, `POST /api/v1/playbooks/NAME/runs` and
+//! `POST /api/v1/playbooks/validate`.
 
 use std::sync::Arc;
 
-use aerie_engine::{InputType, RunStatus, Trigger, new_run};
+use aerie_engine::{InputType, Playbook, RunStatus, Trigger, new_run};
 use aerie_store::{Enqueued, Guard};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -108,6 +110,8 @@ pub async fn start(
         .map_err(|e| ApiError::store(&e))?;
     let ids = match enqueued {
         Enqueued::Queued(ids) => {
+            // Not refused when the queue is full (a person asked), but counted.
+            server.backlog.queued(1).await;
             server.wake.notify_one();
             ids
         }
@@ -116,4 +120,46 @@ pub async fn start(
     };
     tracing::info!(playbook = %name, user = %caller.user, "queued through the API");
     Ok((StatusCode::ACCEPTED, Json(json!({ "run": ids.first() }))))
+}
+
+/// Checks a playbook's text as `aerie playbook validate` does, against the
+/// plugins, people and playbooks this server has; nothing is stored or
+/// served. Every problem is listed, in the order of the text.
+#[utoipa::path(post, path = "/api/v1/playbooks/validate", tag = "playbooks",
+    request_body(content = String, content_type = "application/yaml", description = "the playbook's YAML"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "`{\"valid\", \"name\", \"errors\": [{\"line\", \"column\", \"message\"}]}`", body = Value),
+        (status = 400, description = "a body that is not UTF-8 text", body = crate::openapi::ErrorBody),
+        (status = 401, description = "no token, or one unknown or expired", body = crate::openapi::ErrorBody)))]
+pub async fn validate(
+    _caller: Caller,
+    State(server): State<Arc<Server>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not UTF-8 text (a playbook's YAML): {e}"
+        ))
+    })?;
+    let parsed = Playbook::read(std::path::Path::new("(posted)"), text);
+    let name = (!parsed.playbook.name.is_empty()).then(|| parsed.playbook.name.clone());
+    let errors: Vec<Value> = match parsed.validate(&server.catalog) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .0
+            .iter()
+            .map(|e| {
+                json!({
+                    "line": e.at.map(|at| at.line),
+                    "column": e.at.map(|at| at.column),
+                    "message": e.message,
+                })
+            })
+            .collect(),
+    };
+    Ok(Json(json!({
+        "valid": errors.is_empty(),
+        "name": name,
+        "errors": errors,
+    })))
 }

@@ -3,12 +3,13 @@
 //! every [`POLL`], which is also how runs queued by another server sharing
 //! the store, expired leases and approvals past their deadline are found.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aerie::wiring::RuntimePlugins;
-use aerie_engine::{Playbook, Runner};
+use aerie_engine::{Playbook, PlaybookErrors, Runner};
 use aerie_store::Store;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -37,10 +38,17 @@ pub fn start(
     let mut tasks = JoinSet::new();
     let owner = runner.owner().to_owned();
     metrics::gauge!("aerie_workers").set(count as f64);
+    let definitions = Arc::new(Definitions::default());
     for n in 0..count {
-        tasks.spawn(work(n, runner.clone(), wake.clone(), stopped.clone()));
+        tasks.spawn(work(
+            n,
+            runner.clone(),
+            definitions.clone(),
+            wake.clone(),
+            stopped.clone(),
+        ));
     }
-    tasks.spawn(maintain(store, stopped));
+    tasks.spawn(maintain(store, wake, stopped));
     Workers { tasks, stop, owner }
 }
 
@@ -72,10 +80,11 @@ impl Workers {
 async fn work(
     n: usize,
     runner: Arc<ServeRunner>,
+    definitions: Arc<Definitions>,
     wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let load = |source: &str| Playbook::parse(Path::new("(stored definition)"), source);
+    let load = |source: &str| definitions.load(source);
     while !*stopped.borrow() {
         let started = Instant::now();
         let idle = match runner.resume(None, load).await {
@@ -101,14 +110,61 @@ async fn work(
     }
 }
 
-/// Forgets webhook signatures and idempotency keys past their windows.
-async fn maintain(store: &'static Store, mut stopped: watch::Receiver<bool>) {
+/// The playbooks of claimed runs, read once per text: every run stores the
+/// text it started with, and most runs of a server share a few.
+#[derive(Default)]
+struct Definitions {
+    read: Mutex<HashMap<String, Playbook>>,
+}
+
+/// Texts kept before the cache starts afresh (playbooks edited often, or
+/// many servers' worth).
+const DEFINITIONS: usize = 256;
+
+impl Definitions {
+    fn load(&self, source: &str) -> Result<Playbook, PlaybookErrors> {
+        if let Some(playbook) = self.lock().get(source) {
+            return Ok(playbook.clone());
+        }
+        let playbook = Playbook::parse(Path::new("(stored definition)"), source)?;
+        let mut read = self.lock();
+        if read.len() >= DEFINITIONS {
+            read.clear();
+        }
+        read.insert(source.to_owned(), playbook.clone());
+        Ok(playbook)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Playbook>> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often approvals past their deadline are decided.
+const EXPIRY: Duration = Duration::from_secs(1);
+
+/// How often webhook signatures and idempotency keys past their windows are
+/// forgotten.
+const PRUNE: Duration = Duration::from_secs(60);
+
+/// Decides approvals at their deadline (their runs go back in the queue, and
+/// a worker is woken for them), and forgets webhook guards past their windows.
+async fn maintain(store: &'static Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    let mut pruned: Option<Instant> = None;
     while !*stopped.borrow() {
-        if let Err(e) = store.prune_guards().await {
-            tracing::warn!(error = %e, "pruning webhook guards");
+        match store.expire_approvals().await {
+            Ok(0) => {}
+            Ok(settled) => (0..settled).for_each(|_| wake.notify_one()),
+            Err(e) => tracing::warn!(error = %e, "deciding approvals past their deadline"),
+        }
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE) {
+            if let Err(e) = store.prune_guards().await {
+                tracing::warn!(error = %e, "pruning webhook guards");
+            }
+            pruned = Some(Instant::now());
         }
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            () = tokio::time::sleep(EXPIRY) => {}
             _ = stopped.changed() => {}
         }
     }
