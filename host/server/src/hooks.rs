@@ -186,6 +186,24 @@ pub async fn receive(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
+    // In a task of its own: a sender that hangs up while its runs are being
+    // stored drops this handler, and the runs it stored must still be
+    // counted (and logged) as fired.
+    match tokio::spawn(handle(server, name, request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a webhook's handler failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the webhook's handler failed; see the server's log",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn handle(server: Arc<Server>, name: String, request: Request) -> Response {
     let Some(hook) = server.webhooks.get(&name) else {
         return ApiError::not_found(format!("no webhook `{name}` is served here")).into_response();
     };

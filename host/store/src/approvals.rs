@@ -135,14 +135,21 @@ impl Store {
                 })
             }))
             .await?;
-        Ok(settled.load(std::sync::atomic::Ordering::Relaxed))
+        let settled = settled.load(std::sync::atomic::Ordering::Relaxed);
+        if settled > 0 {
+            self.resumable();
+        }
+        Ok(settled)
     }
 
     /// Pending approvals, oldest first.
     pub async fn pending_approvals(&self) -> Result<Vec<Approval>> {
         let mut tx = self.write().await?;
-        expire(&mut tx, &mut Head::default(), None).await?;
+        let timed_out = expire(&mut tx, &mut Head::default(), None).await?;
         tx.commit().await?;
+        if timed_out > 0 {
+            self.resumable();
+        }
         let rows = sqlx::query(
             "SELECT id, run_id, step_id, message, approvers, required, deadline_ms, status
              FROM approvals WHERE status = 'pending' ORDER BY created_at",
@@ -186,7 +193,7 @@ impl Store {
         let user = decider.user;
         let mut tx = self.write().await?;
         let mut head = Head::default();
-        expire(&mut tx, &mut head, None).await?;
+        let timed_out = expire(&mut tx, &mut head, None).await?;
         let Some(row) = sqlx::query(
             "SELECT run_id, step_id, approvers, required, status FROM approvals WHERE id = $1",
         )
@@ -247,6 +254,9 @@ impl Store {
             settle(&mut tx, &mut head, approval_id, &run_id, outcome, comment).await?;
         }
         tx.commit().await?;
+        if settled.is_some() || timed_out > 0 {
+            self.resumable();
+        }
         Ok(settled.map(|_| run_id))
     }
 }

@@ -54,8 +54,35 @@ fn digest(prev: &str, at: &str, run_id: &str, kind: &str, body: &str) -> String 
 
 /// The chain's last hash as one write transaction knows it. Valid only inside
 /// that transaction, which holds the chain's lock: nobody else can append.
+///
+/// A buffered head (the writer's) keeps the entries appended and writes them
+/// in one statement at [`flush`], before the commit: half the statements of
+/// a batch of run writes. Reading the trail inside such a transaction would
+/// not see them; nothing does.
 #[derive(Debug, Default)]
-pub(crate) struct Head(Option<String>);
+pub(crate) struct Head {
+    last: Option<String>,
+    pending: Option<Vec<Entry>>,
+}
+
+impl Head {
+    pub(crate) fn buffered() -> Head {
+        Head {
+            last: None,
+            pending: Some(Vec::new()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    at: String,
+    run_id: String,
+    kind: String,
+    body: String,
+    prev: String,
+    hash: String,
+}
 
 /// The PostgreSQL advisory lock that serializes appends to the chain.
 const CHAIN_LOCK: i64 = 0x0061_6572_6965; // "aerie" in ASCII
@@ -83,7 +110,7 @@ pub(crate) async fn append(
     kind: &str,
     body: &Value,
 ) -> Result<()> {
-    let prev = match head.0.take() {
+    let prev = match head.last.take() {
         Some(prev) => prev,
         None => {
             lock_chain(conn).await?;
@@ -96,18 +123,69 @@ pub(crate) async fn append(
     let at = now();
     let body = body.to_string();
     let hash = digest(&prev, &at, run_id, kind, &body);
-    sqlx::query(
-        "INSERT INTO audit (at, run_id, kind, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&at)
-    .bind(run_id)
-    .bind(kind)
-    .bind(&body)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    head.0 = Some(hash);
+    head.last = Some(hash.clone());
+    let entry = Entry {
+        at,
+        run_id: run_id.to_owned(),
+        kind: kind.to_owned(),
+        body,
+        prev,
+        hash,
+    };
+    match &mut head.pending {
+        Some(pending) => pending.push(entry),
+        None => insert(conn, std::slice::from_ref(&entry)).await?,
+    }
+    Ok(())
+}
+
+/// Writes what a buffered head holds, in the order appended.
+pub(crate) async fn flush(conn: &mut AnyConnection, head: &mut Head) -> Result<()> {
+    let pending = head
+        .pending
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    // Six parameters a row, well inside both databases' limits.
+    for rows in pending.chunks(1000) {
+        insert(conn, rows).await?;
+    }
+    Ok(())
+}
+
+/// One INSERT of `rows`; their `seq` follows their order.
+async fn insert(conn: &mut AnyConnection, rows: &[Entry]) -> Result<()> {
+    let mut sql =
+        String::from("INSERT INTO audit (at, run_id, kind, body, prev_hash, hash) VALUES ");
+    for n in 0..rows.len() {
+        let p = n * 6;
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for row in rows {
+        query = query
+            .bind(&row.at)
+            .bind(&row.run_id)
+            .bind(&row.kind)
+            .bind(&row.body)
+            .bind(&row.prev)
+            .bind(&row.hash);
+    }
+    query
+        .execute(&mut *conn)
+        .await
+        .doing("appending to the audit trail")?;
     Ok(())
 }
 

@@ -67,6 +67,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: writer::Writer,
+    /// When a claim last looked for runs whose lease expired and found none
+    /// (epoch ms; see `claim`).
+    quiet: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A run as listed.
@@ -148,6 +151,7 @@ impl Store {
             writer: writer::Writer::start(pool.clone()),
             pool,
             backend,
+            quiet: Default::default(),
         })
     }
 }

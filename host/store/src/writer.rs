@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 
 use crate::Backend;
-use crate::audit::Head;
+use crate::audit::{self, Head};
 use crate::error::{Result, StoreError};
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
@@ -152,7 +152,7 @@ async fn transaction<'o>(
         .execute(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
-    let mut head = Head::default();
+    let mut head = Head::buffered();
     let mut results = Vec::new();
     for op in ops {
         let result = op(conn, &mut head).await;
@@ -163,6 +163,10 @@ async fn transaction<'o>(
         }
     }
     let end = if results.iter().all(Result::is_ok) {
+        if let Err(e) = audit::flush(conn, &mut head).await {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(e.to_string());
+        }
         "COMMIT"
     } else {
         "ROLLBACK"
