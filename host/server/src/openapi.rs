@@ -93,6 +93,7 @@ mod tests {
             ("get", "/api/v1/audit/verify"),
             ("get", "/api/v1/playbooks"),
             ("post", "/api/v1/playbooks/{name}/runs"),
+            ("post", "/api/v1/playbooks/validate"),
             ("get", "/api/v1/triggers"),
             ("get", "/api/v1/plugins"),
             ("get", "/api/v1/plugins/{name}"),
@@ -105,7 +106,7 @@ mod tests {
                 "{method} {path}"
             );
         }
-        assert_eq!(paths.len(), 18);
+        assert_eq!(paths.len(), 19);
         let runs = &paths["/api/v1/runs"]["get"];
         let params: Vec<&str> = runs["parameters"]
             .as_array()
