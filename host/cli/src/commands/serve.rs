@@ -129,13 +129,22 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
         workers.count()
     )?;
     let app = aerie_server::app(server);
+    // One grace period for both the connections and the runs in flight.
+    let stopping = Arc::new(std::sync::OnceLock::new());
+    let signalled = {
+        let stopping = stopping.clone();
+        async move {
+            stop_signal().await;
+            let _ = stopping.set(std::time::Instant::now());
+        }
+    };
     match tls {
         Some(acceptor) => {
             aerie_server::tls::serve(
                 listener,
                 acceptor,
                 app,
-                stop_signal(),
+                signalled,
                 config.server.shutdown_grace,
             )
             .await;
@@ -144,14 +153,18 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(signalled)
         .await
         .context("serving")?,
     }
     // A tick after this is the next server's to fire (or to record as missed).
     scheduler.abort();
     tracing::info!("stopping: no new requests; draining the workers");
-    let released = workers.stop(config.server.shutdown_grace, store).await?;
+    let spent = stopping
+        .get()
+        .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed);
+    let grace = config.server.shutdown_grace.saturating_sub(spent);
+    let released = workers.stop(grace, store).await?;
     outln!(
         "aerie: stopped ({released} unfinished run{} released to the queue)",
         if released == 1 { "" } else { "s" }
