@@ -362,3 +362,55 @@ async fn two_servers_on_one_postgres_execute_each_of_a_thousand_webhook_runs_onc
         assert_eq!(code, Some(0), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_folding_the_same_alert_at_once_make_one_case() {
+    use aerie_store::{Dedupe, NewCase, Observable, Strategy, WindowFrom};
+    let server = Postgres::start().unwrap();
+    let url = server.database("cases").unwrap();
+    let (a, b) = (
+        Store::open(&url).await.unwrap(),
+        Store::open(&url).await.unwrap(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move {
+            let case = NewCase {
+                title: "beacon".to_owned(),
+                kind: "Investigation".to_owned(),
+                observables: vec![Observable {
+                    kind: "ip".to_owned(),
+                    value: "203.0.113.9".to_owned(),
+                }],
+                ..NewCase::default()
+            };
+            let dedupe = Dedupe {
+                key: "203.0.113.9|CVE-2024-3400".to_owned(),
+                window_ms: 300_000,
+                from: WindowFrom::Last,
+                strategy: Strategy::DropAndComment,
+                fields: json!({ "n": n }),
+            };
+            store
+                .create_case(case, Some(dedupe), "run", aerie_engine::epoch_ms())
+                .await
+                .unwrap()
+        });
+    }
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        let outcome = outcome.unwrap();
+        created += usize::from(outcome.created);
+        ids.insert(outcome.id);
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+    let id = ids.into_iter().next().unwrap();
+    let case = a.case(&id).await.unwrap().unwrap();
+    assert_eq!(case["comments"].as_array().unwrap().len(), 39);
+    assert!(matches!(
+        a.verify_audit().await.unwrap(),
+        Verification::Intact { .. }
+    ));
+}

@@ -13,7 +13,7 @@ mod location;
 mod names;
 mod record;
 
-pub use clock::{epoch_ms, now};
+pub use clock::{epoch_ms, now, rfc3339};
 pub use code::{ErrorCode, UnknownCode};
 pub use location::Location;
 pub use names::check_webhook_name;

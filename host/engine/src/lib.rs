@@ -19,7 +19,7 @@ mod runner;
 mod store;
 mod template;
 
-pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now};
+pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now, rfc3339};
 pub use approval::{Decider, Outcome, tally};
 pub use playbook::{
     ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,

@@ -3,6 +3,7 @@
 //! down, and each names what the store was doing.
 
 use crate::approvals::DecisionError;
+use crate::cases::CaseError;
 use crate::classify::CorrectionError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -36,6 +37,8 @@ pub enum StoreError {
     Decision(#[from] DecisionError),
     #[error(transparent)]
     Correction(#[from] CorrectionError),
+    #[error(transparent)]
+    Case(#[from] CaseError),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -16,6 +16,7 @@ use sqlx::{Connection as _, Executor as _};
 
 pub mod approvals;
 pub mod audit;
+pub mod cases;
 pub mod checkpoint;
 mod claim;
 pub mod classify;
@@ -29,6 +30,9 @@ pub mod tokens;
 mod writer;
 
 pub use approvals::{Approval, DecisionError};
+pub use cases::{
+    CaseError, CaseFilter, Created, Dedupe, NewCase, Observable, Strategy, WindowFrom,
+};
 
 pub use audit::{AuditEntry, Verification};
 pub use checkpoint::Checkpoint;

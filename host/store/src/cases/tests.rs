@@ -1,0 +1,326 @@
+use serde_json::json;
+
+use super::*;
+use crate::StoreError;
+
+const MINUTE: i64 = 60_000;
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+async fn store(dir: &tempfile::TempDir, name: &str) -> Store {
+    Store::open(&format!("sqlite://{}", dir.path().join(name).display()))
+        .await
+        .unwrap()
+}
+
+fn alert(title: &str, ip: &str) -> NewCase {
+    NewCase {
+        title: title.to_owned(),
+        kind: "Investigation".to_owned(),
+        observables: vec![Observable {
+            kind: "ip".to_owned(),
+            value: ip.to_owned(),
+        }],
+        ..NewCase::default()
+    }
+}
+
+fn dedupe(key: &str, strategy: Strategy, from: WindowFrom) -> Option<Dedupe> {
+    Some(Dedupe {
+        key: key.to_owned(),
+        window_ms: 5 * MINUTE,
+        from,
+        strategy,
+        fields: json!({ "src_ip": "10.0.0.1" }),
+    })
+}
+
+async fn all(store: &Store) -> Vec<Value> {
+    store
+        .cases(&CaseFilter {
+            limit: 1000,
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn drop_folds_a_resend_into_the_first_case_and_saves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let key = || dedupe("10.0.0.1|CVE-2024-3400", Strategy::Drop, WindowFrom::First);
+    let first = store
+        .create_case(alert("a", "10.0.0.1"), key(), "run", T0)
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.duplicate_of, None);
+    let again = store
+        .create_case(alert("a", "10.0.0.1"), key(), "run", T0 + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Created {
+            id: first.id.clone(),
+            created: false,
+            duplicate_of: Some(first.id.clone()),
+            strategy: Some("drop"),
+        }
+    );
+    assert_eq!(all(&store).await.len(), 1);
+    let shown = store.case(&first.id).await.unwrap().unwrap();
+    assert_eq!(shown["comments"], json!([]));
+    // Another key is another case.
+    let other = dedupe("10.0.0.1|CVE-2023-4966", Strategy::Drop, WindowFrom::First);
+    let other = store
+        .create_case(alert("b", "10.0.0.1"), other, "run", T0 + MINUTE)
+        .await
+        .unwrap();
+    assert!(other.created);
+    assert_eq!(all(&store).await.len(), 2);
+}
+
+#[tokio::test]
+async fn drop_and_comment_notes_the_repeat_on_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let key = || dedupe("alice|vpn", Strategy::DropAndComment, WindowFrom::First);
+    let first = store
+        .create_case(alert("brute force", "198.51.100.1"), key(), "run", T0)
+        .await
+        .unwrap();
+    let again = store
+        .create_case(
+            alert("brute force", "198.51.100.2"),
+            key(),
+            "run",
+            T0 + 2 * MINUTE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.created),
+        (first.id.as_str(), false)
+    );
+    let shown = store.case(&first.id).await.unwrap().unwrap();
+    let text = shown["comments"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("2026-01-01T00:02:00Z")
+            && text.contains("alice|vpn")
+            && text.contains("10.0.0.1"),
+        "{text}"
+    );
+    assert_eq!(all(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn child_link_and_new_and_note_open_a_case_related_to_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    for (strategy, name) in [
+        (Strategy::Child, "child"),
+        (Strategy::Link, "link"),
+        (Strategy::NewAndNote, "new_and_note"),
+    ] {
+        let key = || dedupe(name, strategy, WindowFrom::First);
+        let first = store
+            .create_case(alert("first", "10.0.0.1"), key(), "run", T0)
+            .await
+            .unwrap();
+        let second = store
+            .create_case(alert("second", "10.0.0.2"), key(), "run", T0 + MINUTE)
+            .await
+            .unwrap();
+        assert!(second.created, "{name}");
+        assert_ne!(second.id, first.id, "{name}");
+        assert_eq!(
+            second.duplicate_of.as_deref(),
+            Some(first.id.as_str()),
+            "{name}"
+        );
+        assert_eq!(second.strategy, Some(name));
+        let old = store.case(&first.id).await.unwrap().unwrap();
+        let new = store.case(&second.id).await.unwrap().unwrap();
+        match strategy {
+            Strategy::Child => {
+                assert_eq!(new["parent"], json!(first.id));
+                assert_eq!(old["children"], json!([second.id]));
+                // The parent's observables are the child's too.
+                assert_eq!(
+                    new["observables"],
+                    json!([{ "kind": "ip", "value": "10.0.0.1" }, { "kind": "ip", "value": "10.0.0.2" }])
+                );
+            }
+            Strategy::Link => {
+                assert_eq!(new["links"][0]["case"], json!(first.id));
+                assert_eq!(new["links"][0]["kind"], "duplicate");
+                assert_eq!(old["links"][0]["direction"], "from");
+            }
+            Strategy::NewAndNote => {
+                assert_eq!(old["links"][0]["case"], json!(second.id));
+                assert_eq!(old["links"][0]["kind"], "possibly_related");
+                let note = old["comments"][0]["text"].as_str().unwrap();
+                assert!(
+                    note.contains(&second.id) && note.contains("close"),
+                    "{note}"
+                );
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_window_from_the_first_ends_while_a_sliding_gap_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    // Repeats every 4 minutes, a 5-minute window.
+    let times = [T0, T0 + 4 * MINUTE, T0 + 8 * MINUTE];
+    let mut first_ids = Vec::new();
+    let mut last_ids = Vec::new();
+    for at in times {
+        let first = dedupe("first", Strategy::Drop, WindowFrom::First);
+        first_ids.push(
+            store
+                .create_case(alert("a", "10.0.0.1"), first, "run", at)
+                .await
+                .unwrap(),
+        );
+        let last = dedupe("last", Strategy::Drop, WindowFrom::Last);
+        last_ids.push(
+            store
+                .create_case(alert("a", "10.0.0.1"), last, "run", at)
+                .await
+                .unwrap(),
+        );
+    }
+    // From the first sighting: 8 minutes later is past the window.
+    assert!(first_ids[2].created);
+    assert_ne!(first_ids[2].id, first_ids[0].id);
+    // Sliding: each repeat extended it; still the first case.
+    assert!(!last_ids[2].created);
+    assert_eq!(last_ids[2].id, last_ids[0].id);
+    // A break longer than the window starts a new case ("a 5 min break
+    // signifies a new unique alert").
+    let later = dedupe("last", Strategy::Drop, WindowFrom::Last);
+    let after_break = store
+        .create_case(alert("a", "10.0.0.1"), later, "run", T0 + 14 * MINUTE)
+        .await
+        .unwrap();
+    assert!(after_break.created);
+    assert_ne!(after_break.id, last_ids[0].id);
+}
+
+#[tokio::test]
+async fn simultaneous_duplicates_make_one_case_in_one_process_and_across_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = store(&dir, "shared.db").await;
+    let b = store(&dir, "shared.db").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move {
+            let key = dedupe("same", Strategy::Drop, WindowFrom::First);
+            store
+                .create_case(alert("same", "10.0.0.1"), key, "run", T0)
+                .await
+                .unwrap()
+        });
+    }
+    let mut created = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        created += usize::from(outcome.unwrap().created);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(all(&a).await.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_by_name_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let refused = |e: StoreError| match e {
+        StoreError::Case(e) => e.to_string(),
+        other => panic!("not a case error: {other}"),
+    };
+    let empty = dedupe("  ", Strategy::Drop, WindowFrom::First);
+    let e = store
+        .create_case(alert("a", "10.0.0.1"), empty, "run", T0)
+        .await
+        .unwrap_err();
+    assert!(refused(e).contains("dedupe key rendered empty"));
+    let mut odd = alert("a", "10.0.0.1");
+    odd.observables[0].kind = "ipv4".to_owned();
+    let e = store.create_case(odd, None, "run", T0).await.unwrap_err();
+    assert!(refused(e).contains("`ipv4` is not a kind of observable"));
+    let e = store
+        .create_case(alert("", "10.0.0.1"), None, "run", T0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), "a case needs a title");
+    assert!(all(&store).await.is_empty());
+
+    let e = store.comment_case("nope", "alice", "hi").await.unwrap_err();
+    assert_eq!(refused(e), "no case `nope`");
+    let case = store
+        .create_case(alert("a", "10.0.0.1"), None, "alice", T0)
+        .await
+        .unwrap();
+    store.close_case(&case.id, "benign", "alice").await.unwrap();
+    let e = store
+        .close_case(&case.id, "benign", "alice")
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), format!("case `{}` is closed", case.id));
+    let shown = store.case(&case.id).await.unwrap().unwrap();
+    assert_eq!(
+        (shown["status"].as_str(), shown["resolution"].as_str()),
+        (Some("closed"), Some("benign"))
+    );
+    assert_eq!(
+        "suggest".parse::<Strategy>().unwrap_err().to_string(),
+        "`suggest` is not a dedupe strategy: use drop, drop_and_comment, child, link or new_and_note"
+    );
+}
+
+#[tokio::test]
+async fn every_case_change_is_in_the_audit_chain_with_who_made_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let key = || dedupe("k", Strategy::DropAndComment, WindowFrom::First);
+    let case = store
+        .create_case(alert("a", "10.0.0.1"), key(), "run-7", T0)
+        .await
+        .unwrap();
+    store
+        .create_case(alert("a", "10.0.0.1"), key(), "run-8", T0 + 1)
+        .await
+        .unwrap();
+    store
+        .comment_case(&case.id, "alice", "looking")
+        .await
+        .unwrap();
+    store.close_case(&case.id, "benign", "alice").await.unwrap();
+    let entries = store
+        .audit_entries(&format!("case:{}", case.id))
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.kind.as_str(), e.body["by"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("case.created", "run-7"),
+            ("case.commented", "run-8"),
+            ("case.commented", "alice"),
+            ("case.closed", "alice"),
+        ]
+    );
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        crate::Verification::Intact { .. }
+    ));
+}
