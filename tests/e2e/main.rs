@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod broker;
 mod budget;
+mod cases;
 mod checkpoints;
 mod cli;
 mod fasttext;

@@ -67,6 +67,78 @@ pub enum Command {
     /// API tokens for scripts and the API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Cases: what belongs together, and the repeats folded into them.
+    #[command(subcommand)]
+    Cases(CasesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Cases, newest first.
+    List {
+        /// `open` or `closed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Enrichment, Investigation, Phishing, ...
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One case with its comments, observables and relations.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a case by hand.
+    Open {
+        #[arg(long)]
+        title: String,
+        #[arg(long = "type")]
+        kind: String,
+        /// low, medium (the default), high, critical.
+        #[arg(long, default_value = "medium")]
+        severity: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// `KIND:VALUE` (ip, domain, url, hash, email, host, user); repeatable.
+        #[arg(long = "observable", value_name = "KIND:VALUE")]
+        observables: Vec<String>,
+        /// Who opens it: a user of [users].
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Comment on a case.
+    Comment {
+        id: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Close a case with a resolution (`benign`, `escalated`, `duplicate`, ...).
+    Close {
+        id: String,
+        #[arg(long)]
+        resolution: String,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Link case A to case B.
+    Link {
+        a: String,
+        b: String,
+        /// `linked` (the default), `duplicate`, `possibly_related`, ...
+        #[arg(long, default_value = "linked")]
+        kind: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod cases;
 mod classify;
 mod model;
 mod playbook;
@@ -39,6 +40,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Approvals(crate::cli::ApprovalsCommand::Approve(_))
             | Command::Approvals(crate::cli::ApprovalsCommand::Reject(_))
             | Command::Classify(crate::cli::ClassifyCommand::Correct { .. })
+            | Command::Cases(
+                crate::cli::CasesCommand::Open { .. }
+                    | crate::cli::CasesCommand::Comment { .. }
+                    | crate::cli::CasesCommand::Close { .. }
+                    | crate::cli::CasesCommand::Link { .. }
+            )
     );
     let code = command(&ctx, cli.command).await;
     if writes && ctx.config.audit.checkpointing().is_some() {
@@ -62,5 +69,6 @@ async fn command(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::Model(command) => model::run(ctx, command).await,
         Command::Serve { listen } => serve::serve(ctx, listen).await,
         Command::Token(command) => token::run(ctx, command).await,
+        Command::Cases(command) => cases::run(ctx, command).await,
     }
 }

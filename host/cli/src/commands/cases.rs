@@ -1,0 +1,195 @@
+//! `aerie cases list | show | open | comment | close | link`.
+
+use std::process::ExitCode;
+
+use aerie_store::{CaseFilter, NewCase, Observable, Store};
+use serde_json::Value;
+
+use crate::cli::CasesCommand;
+use crate::context::Context;
+
+pub async fn run(ctx: &Context, command: CasesCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&ctx.config.store_url()).await?;
+    match command {
+        CasesCommand::List {
+            status,
+            kind,
+            limit,
+            json,
+        } => {
+            let cases = store
+                .cases(&CaseFilter {
+                    status,
+                    kind,
+                    limit,
+                })
+                .await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&cases)?)?;
+            } else if cases.is_empty() {
+                outln!("no cases")?;
+            }
+            for case in cases.iter().filter(|_| !json) {
+                outln!(
+                    "{}  {:<6}  {:<13}  {}",
+                    text(&case["id"]),
+                    text(&case["status"]),
+                    text(&case["type"]),
+                    text(&case["title"])
+                )?;
+            }
+        }
+        CasesCommand::Show { id, json } => {
+            let Some(case) = store.case(&id).await? else {
+                anyhow::bail!("no case `{id}`");
+            };
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&case)?)?;
+            } else {
+                show(&case)?;
+            }
+        }
+        CasesCommand::Open {
+            title,
+            kind,
+            severity,
+            description,
+            observables,
+            user,
+        } => {
+            known(ctx, &user)?;
+            let observables = observables
+                .iter()
+                .map(|given| observable(given))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let case = NewCase {
+                title,
+                kind,
+                severity,
+                description,
+                observables,
+                ..NewCase::default()
+            };
+            let created = store
+                .create_case(case, None, &user, aerie_engine::epoch_ms())
+                .await?;
+            outln!("{}", created.id)?;
+        }
+        CasesCommand::Comment { id, text, user } => {
+            known(ctx, &user)?;
+            store.comment_case(&id, &user, &text).await?;
+            outln!("commented on case {id}")?;
+        }
+        CasesCommand::Close {
+            id,
+            resolution,
+            user,
+        } => {
+            known(ctx, &user)?;
+            store.close_case(&id, &resolution, &user).await?;
+            outln!("closed case {id}: {resolution}")?;
+        }
+        CasesCommand::Link {
+            a,
+            b,
+            kind,
+            reason,
+            user,
+        } => {
+            known(ctx, &user)?;
+            store
+                .link_cases(&a, &b, &kind, reason.as_deref(), &user)
+                .await?;
+            outln!("linked case {a} to {b} ({kind})")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Changes name who made them: a user of the config.
+fn known(ctx: &Context, user: &str) -> anyhow::Result<()> {
+    if !ctx.config.users.contains_key(user) {
+        anyhow::bail!("`{user}` is not a user in [users] of the config");
+    }
+    Ok(())
+}
+
+/// `ip:10.0.0.1` as an observable.
+fn observable(given: &str) -> anyhow::Result<Observable> {
+    match given.split_once(':') {
+        Some((kind, value)) if !value.is_empty() => Ok(Observable {
+            kind: kind.to_owned(),
+            value: value.to_owned(),
+        }),
+        _ => anyhow::bail!("`--observable {given}`: give KIND:VALUE, `ip:10.0.0.1` say"),
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("-")
+}
+
+fn show(case: &Value) -> anyhow::Result<()> {
+    outln!("# Case {} — {}", text(&case["id"]), text(&case["title"]))?;
+    outln!(
+        "{} · {} · {}{}",
+        text(&case["type"]),
+        text(&case["severity"]),
+        text(&case["status"]),
+        case["resolution"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    )?;
+    outln!(
+        "opened {} by {}",
+        text(&case["created_at"]),
+        text(&case["created_by"])
+    )?;
+    if let Some(parent) = case["parent"].as_str() {
+        outln!("child of {parent}")?;
+    }
+    if !text(&case["description"]).is_empty() && case["description"].is_string() {
+        outln!("\n{}", text(&case["description"]))?;
+    }
+    let list = |key: &str| case[key].as_array().cloned().unwrap_or_default();
+    let observables = list("observables");
+    if !observables.is_empty() {
+        outln!("\nobservables:")?;
+        for o in &observables {
+            outln!("- {} {}", text(&o["kind"]), text(&o["value"]))?;
+        }
+    }
+    let links = list("links");
+    if !links.is_empty() {
+        outln!("\nlinks:")?;
+        for l in &links {
+            outln!(
+                "- {} {} {}{}",
+                text(&l["kind"]),
+                text(&l["direction"]),
+                text(&l["case"]),
+                l["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    for child in list("children") {
+        outln!("child: {}", text(&child))?;
+    }
+    let comments = list("comments");
+    if !comments.is_empty() {
+        outln!("\ncomments:")?;
+        for c in &comments {
+            outln!(
+                "- {} {}: {}",
+                text(&c["at"]),
+                text(&c["author"]),
+                text(&c["text"])
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Cases through the CLI: open, comment, link, close, list and show; a
+//! repeat folded by the store's de-duplication shows as a child; bad input is
+//! refused by name.
+
+use aerie_store::{Dedupe, NewCase, Observable, Store, Strategy, WindowFrom};
+use serde_json::{Value, json};
+
+use crate::harness::{Ran, Site, run};
+
+fn site() -> Site {
+    let site = Site::new();
+    site.config("[users.alice]\n[users.bob]\n");
+    site
+}
+
+fn cases(site: &Site, args: &[&str]) -> Ran {
+    run(site.aerie().arg("cases").args(args))
+}
+
+fn json_of(ran: &Ran) -> Value {
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    serde_json::from_str(&ran.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_case_is_opened_worked_and_closed_from_the_cli() {
+    let site = site();
+    let opened = cases(
+        &site,
+        &[
+            "open",
+            "--title",
+            "Beacon to 203.0.113.9",
+            "--type",
+            "Investigation",
+            "--observable",
+            "ip:203.0.113.9",
+            "--observable",
+            "domain:evil.example",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
+    let first = opened.stdout.trim().to_owned();
+    let second = cases(
+        &site,
+        &[
+            "open",
+            "--title",
+            "Same beacon, other host",
+            "--type",
+            "Investigation",
+            "--as",
+            "bob",
+        ],
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    let linked = cases(
+        &site,
+        &[
+            "link", &second, &first, "--reason", "same C2", "--as", "bob",
+        ],
+    );
+    assert_eq!(linked.code, 0, "{}", linked.stderr);
+    let commented = cases(
+        &site,
+        &[
+            "comment",
+            &first,
+            "--text",
+            "blocked at the proxy",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(commented.code, 0, "{}", commented.stderr);
+    let closed = cases(
+        &site,
+        &[
+            "close",
+            &first,
+            "--resolution",
+            "escalated",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(closed.code, 0, "{}", closed.stderr);
+
+    let listed = json_of(&cases(&site, &["list", "--json"]));
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "newest first");
+    assert_eq!(listed[1]["status"], "closed");
+    assert_eq!(listed[1]["type"], "Investigation");
+    assert_eq!(listed[1]["parent"], Value::Null);
+    assert_eq!(
+        listed[0]["links"],
+        json!([{ "case": first, "kind": "linked", "reason": "same C2", "direction": "to" }])
+    );
+    let open = json_of(&cases(&site, &["list", "--status", "open", "--json"]));
+    assert_eq!(open.as_array().unwrap().len(), 1);
+
+    let shown = json_of(&cases(&site, &["show", &first, "--json"]));
+    assert_eq!(shown["resolution"], "escalated");
+    assert_eq!(shown["created_by"], "alice");
+    assert_eq!(
+        shown["observables"],
+        json!([{ "kind": "domain", "value": "evil.example" }, { "kind": "ip", "value": "203.0.113.9" }])
+    );
+    assert_eq!(shown["comments"][0]["author"], "alice");
+    assert_eq!(shown["comments"][0]["text"], "blocked at the proxy");
+    let text = cases(&site, &["show", &first]);
+    assert!(
+        text.stdout
+            .contains("Investigation · medium · closed (escalated)")
+            && text.stdout.contains("- linked from")
+            && text.stdout.contains("alice: blocked at the proxy"),
+        "{}",
+        text.stdout
+    );
+    // Each change is in the audit chain, which is intact.
+    let verified = run(site.aerie().args(["audit", "verify"]));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+#[tokio::test]
+async fn a_repeat_folded_as_a_child_shows_under_its_parent() {
+    let site = site();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        site.path().join(".aerie/aerie.db").display()
+    ))
+    .await
+    .unwrap();
+    let alert = |ip: &str| NewCase {
+        title: "Smart Next Gen alert".to_owned(),
+        kind: "Investigation".to_owned(),
+        observables: vec![Observable {
+            kind: "ip".to_owned(),
+            value: ip.to_owned(),
+        }],
+        ..NewCase::default()
+    };
+    let key = || {
+        Some(Dedupe {
+            key: "10.0.0.5|CVE-2024-3400".to_owned(),
+            window_ms: 300_000,
+            from: WindowFrom::First,
+            strategy: Strategy::Child,
+            fields: json!({}),
+        })
+    };
+    let now = aerie_engine::epoch_ms();
+    let parent = store
+        .create_case(alert("10.0.0.5"), key(), "run-1", now)
+        .await
+        .unwrap();
+    let child = store
+        .create_case(alert("10.0.0.6"), key(), "run-2", now + 1000)
+        .await
+        .unwrap();
+    drop(store);
+    let listed = json_of(&cases(&site, &["list", "--json"]));
+    let child_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == json!(child.id))
+        .unwrap();
+    assert_eq!(child_row["parent"], json!(parent.id));
+    let shown = json_of(&cases(&site, &["show", &parent.id, "--json"]));
+    assert_eq!(shown["children"], json!([child.id]));
+}
+
+#[test]
+fn bad_input_is_refused_by_name() {
+    let site = site();
+    let stranger = cases(
+        &site,
+        &[
+            "open", "--title", "x", "--type", "Phishing", "--as", "mallory",
+        ],
+    );
+    assert_eq!(stranger.code, 1);
+    assert!(
+        stranger
+            .stderr
+            .contains("`mallory` is not a user in [users]"),
+        "{}",
+        stranger.stderr
+    );
+    let odd = cases(
+        &site,
+        &[
+            "open",
+            "--title",
+            "x",
+            "--type",
+            "Phishing",
+            "--observable",
+            "ipv4:10.0.0.1",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(odd.code, 1);
+    assert!(
+        odd.stderr.contains("`ipv4` is not a kind of observable"),
+        "{}",
+        odd.stderr
+    );
+    let shapeless = cases(
+        &site,
+        &[
+            "open",
+            "--title",
+            "x",
+            "--type",
+            "Phishing",
+            "--observable",
+            "10.0.0.1",
+            "--as",
+            "alice",
+        ],
+    );
+    assert!(
+        shapeless.stderr.contains("give KIND:VALUE"),
+        "{}",
+        shapeless.stderr
+    );
+    let unknown = cases(
+        &site,
+        &["close", "nope", "--resolution", "benign", "--as", "alice"],
+    );
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no case `nope`"),
+        "{}",
+        unknown.stderr
+    );
+    let missing = cases(&site, &["show", "nope"]);
+    assert!(
+        missing.stderr.contains("no case `nope`"),
+        "{}",
+        missing.stderr
+    );
+    let listed = json_of(&cases(&site, &["list", "--json"]));
+    assert_eq!(listed, json!([]));
+}
