@@ -84,10 +84,13 @@ impl Strategy {
     ];
 
     pub fn as_str(self) -> &'static str {
-        Strategy::ALL
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map_or("drop", |(name, _)| name)
+        match self {
+            Strategy::Drop => "drop",
+            Strategy::DropAndComment => "drop_and_comment",
+            Strategy::Child => "child",
+            Strategy::Link => "link",
+            Strategy::NewAndNote => "new_and_note",
+        }
     }
 }
 

@@ -158,7 +158,6 @@ async fn take(
         conn,
         head,
         lease,
-        queued,
         Taken {
             id,
             queued,
@@ -206,7 +205,6 @@ async fn take_named(
         conn,
         head,
         lease,
-        queued,
         Taken {
             id: id.to_owned(),
             queued,
@@ -225,10 +223,13 @@ async fn claimed(
     conn: &mut AnyConnection,
     head: &mut Head,
     lease: &Lease,
-    queued: bool,
     taken: Taken,
 ) -> Result<Option<Taken>> {
-    let kind = if queued { "run.claimed" } else { "run.resumed" };
+    let kind = if taken.queued {
+        "run.claimed"
+    } else {
+        "run.resumed"
+    };
     let body = serde_json::json!({ "by": lease.owner });
     audit::append(conn, head, &taken.id, kind, &body).await?;
     Ok(Some(taken))

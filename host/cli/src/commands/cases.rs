@@ -149,8 +149,8 @@ fn show(case: &Value) -> anyhow::Result<()> {
     if let Some(parent) = case["parent"].as_str() {
         outln!("child of {parent}")?;
     }
-    if !text(&case["description"]).is_empty() && case["description"].is_string() {
-        outln!("\n{}", text(&case["description"]))?;
+    if let Some(description) = case["description"].as_str().filter(|d| !d.is_empty()) {
+        outln!("\n{description}")?;
     }
     let list = |key: &str| case[key].as_array().cloned().unwrap_or_default();
     let observables = list("observables");
