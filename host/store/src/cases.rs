@@ -1,31 +1,32 @@
 //! Cases (tickets): what belongs together, opened by runs and people, and
 //! the de-duplication that folds a repeated alert into the case it repeats.
 //!
-//! Every change is a write of the group-commit writer and an audited event
-//! (`case.created`, `case.repeated`, `case.commented`, `case.linked`,
-//! `case.closed`) under the subject `case:ID`, naming who made it. A
-//! de-duplication decision reads the key and writes its outcome in one
-//! transaction that holds the audit chain's lock — SQLite's one writer, or
-//! PostgreSQL's advisory lock across servers — so two identical alerts
-//! arriving at once make one case.
+//! Every change is a [`CaseChange`], one write of the group-commit writer
+//! and an audited event (`case.created`, `case.repeated`, `case.updated`,
+//! `case.commented`, `case.task`, `case.linked`, `case.closed`) under the
+//! subject `case:ID`, naming who made it. A de-duplication decision reads
+//! the key and writes its outcome in one transaction that holds the audit
+//! chain's lock — SQLite's one writer, or PostgreSQL's advisory lock across
+//! servers — so two identical alerts arriving at once make one case.
 
+mod decide;
 mod read;
+mod similar;
+mod write;
 
 use std::sync::{Arc, Mutex};
 
-use aerie_engine::{now, rfc3339};
-use serde::Serialize;
-use serde_json::{Value, json};
-use sqlx::AnyConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::Store;
-use crate::audit::{self, Head};
-use crate::error::{Doing as _, Result};
+use crate::error::Result;
 
-pub use read::CaseFilter;
+pub use read::{CaseFilter, Find};
+pub use similar::Similar;
 
 /// A typed indicator: `ip`, `domain`, `url`, `hash`, `email`, `host`, `user`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Observable {
     pub kind: String,
     pub value: String,
@@ -72,6 +73,8 @@ pub enum Strategy {
     Link,
     /// A new case, and a "might be related" note on the old one.
     NewAndNote,
+    /// Always a new case, with the most similar open cases attached.
+    Suggest,
 }
 
 impl Strategy {
@@ -81,6 +84,7 @@ impl Strategy {
         ("child", Strategy::Child),
         ("link", Strategy::Link),
         ("new_and_note", Strategy::NewAndNote),
+        ("suggest", Strategy::Suggest),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Strategy {
             Strategy::Child => "child",
             Strategy::Link => "link",
             Strategy::NewAndNote => "new_and_note",
+            Strategy::Suggest => "suggest",
         }
     }
 }
@@ -119,15 +124,61 @@ pub struct Dedupe {
 }
 
 /// What [`Store::create_case`] did: `case.create`'s output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Created {
     /// The case opened, or (for `drop` and `drop_and_comment`) the one folded into.
     pub id: String,
     pub created: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// For `suggest`: the most similar open cases, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<Similar>,
+}
+
+/// Fields of a case to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseUpdate {
+    pub title: Option<String>,
+    pub severity: Option<String>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// More observables (kept; none is removed).
+    pub observables: Vec<Observable>,
+}
+
+/// One change of the cases, made by someone: what the `case.*` actions, the
+/// CLI and the API do.
+#[derive(Debug, Clone)]
+pub enum CaseChange {
+    /// Opens a case, or folds it by its dedupe key, judged at `now_ms`
+    /// (the caller's clock, so tests can move it). Output: [`Created`].
+    Create {
+        case: NewCase,
+        dedupe: Option<Dedupe>,
+        now_ms: i64,
+    },
+    /// Output: `{id, changed: [field, ...]}`.
+    Update { id: String, update: CaseUpdate },
+    /// Output: `{id, comment}` (the comment's number).
+    Comment { id: String, text: String },
+    /// Adds a task to the checklist. Output: `{id, task}` (its number).
+    AddTask { id: String, title: String },
+    /// Marks task `task` done (or not done again). Output: `{id, task, done}`.
+    Task { id: String, task: i64, done: bool },
+    /// Links `a` to `b` (`linked`, `duplicate`, ...). Output: `{id, to, kind}`.
+    Link {
+        a: String,
+        b: String,
+        kind: String,
+        reason: Option<String>,
+    },
+    /// Output: `{id, resolution}`.
+    Close { id: String, resolution: String },
 }
 
 /// Why a case change was refused.
@@ -142,19 +193,52 @@ pub enum CaseError {
     )]
     EmptyKey,
     #[error(
-        "`{0}` is not a dedupe strategy: use drop, drop_and_comment, child, link or new_and_note"
+        "`{0}` is not a dedupe strategy: use drop, drop_and_comment, child, link, new_and_note or suggest"
     )]
     Strategy(String),
     #[error("`{kind}` is not a kind of observable: use {}", OBSERVABLE_KINDS.join(", "))]
     ObservableKind { kind: String },
     #[error("a case needs a {0}")]
     Missing(&'static str),
+    #[error("case `{case}` has no task {task}")]
+    UnknownTask { case: String, task: i64 },
+    #[error("a case cannot be linked to itself")]
+    SelfLink,
 }
 
 impl Store {
+    /// Makes `change` as `by`, in one transaction with its audit entry.
+    /// With an `origin` (the run, step and item making it), a change already
+    /// made from there is not made again: its first output is the answer.
+    pub async fn change_case(
+        &self,
+        change: CaseChange,
+        by: &str,
+        origin: Option<&str>,
+    ) -> Result<Value> {
+        if let CaseChange::Create { case, dedupe, .. } = &change {
+            check(case, dedupe.as_ref())?;
+        }
+        let shared = Arc::new((change, by.to_owned(), origin.map(str::to_owned)));
+        let outcome = Arc::new(Mutex::new(None));
+        let out = outcome.clone();
+        self.writer
+            .submit(Box::new(move |conn, head| {
+                let (shared, out) = (shared.clone(), out.clone());
+                Box::pin(async move {
+                    let (change, by, origin) = &*shared;
+                    let output = write::once(conn, head, change, by, origin.as_deref()).await?;
+                    *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(output);
+                    Ok(())
+                })
+            }))
+            .await?;
+        let output = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+        output.ok_or_else(|| crate::StoreError::Write("the case change was not written".to_owned()))
+    }
+
     /// Opens `case` as `by`, or folds it into the case its `dedupe` key
-    /// repeats within the window, by the strategy. `now_ms` is the time the
-    /// window is judged at (the caller's clock, so tests can move it).
+    /// repeats within the window, by the strategy.
     pub async fn create_case(
         &self,
         case: NewCase,
@@ -162,62 +246,32 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<Created> {
-        check(&case, dedupe.as_ref())?;
-        let outcome = Arc::new(Mutex::new(None));
-        let (shared, out) = (Arc::new((case, dedupe, by.to_owned())), outcome.clone());
-        self.writer
-            .submit(Box::new(move |conn, head| {
-                let (shared, out) = (shared.clone(), out.clone());
-                Box::pin(async move {
-                    let (case, dedupe, by) = &*shared;
-                    let created = decide(conn, head, case, dedupe.as_ref(), by, now_ms).await?;
-                    *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(created);
-                    Ok(())
-                })
-            }))
-            .await?;
-        let created = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
-        created.ok_or_else(|| crate::StoreError::Write("the case was not written".to_owned()))
+        let change = CaseChange::Create {
+            case,
+            dedupe,
+            now_ms,
+        };
+        Ok(serde_json::from_value(
+            self.change_case(change, by, None).await?,
+        )?)
     }
 
     /// Adds `author`'s comment to the case.
     pub async fn comment_case(&self, id: &str, author: &str, text: &str) -> Result<()> {
-        let (id, author, text) = (id.to_owned(), author.to_owned(), text.to_owned());
-        self.writer
-            .submit(Box::new(move |conn, head| {
-                let (id, author, text) = (id.clone(), author.clone(), text.clone());
-                Box::pin(async move {
-                    exists(conn, &id).await?;
-                    comment(conn, head, &id, &author, &text).await
-                })
-            }))
-            .await
+        let change = CaseChange::Comment {
+            id: id.to_owned(),
+            text: text.to_owned(),
+        };
+        self.change_case(change, author, None).await.map(drop)
     }
 
     /// Closes the case with `resolution` (`benign`, `escalated`, ...), as `by`.
     pub async fn close_case(&self, id: &str, resolution: &str, by: &str) -> Result<()> {
-        let (id, resolution, by) = (id.to_owned(), resolution.to_owned(), by.to_owned());
-        self.writer
-            .submit(Box::new(move |conn, head| {
-                let (id, resolution, by) = (id.clone(), resolution.clone(), by.clone());
-                Box::pin(async move {
-                    if exists(conn, &id).await? == "closed" {
-                        return Err(CaseError::Closed(id.clone()).into());
-                    }
-                    sqlx::query(
-                        "UPDATE cases SET status = 'closed', resolution = $1, updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(&resolution)
-                    .bind(now())
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await
-                    .doing("closing the case")?;
-                    let body = json!({ "by": by, "resolution": resolution });
-                    audit::append(conn, head, &subject(&id), "case.closed", &body).await
-                })
-            }))
-            .await
+        let change = CaseChange::Close {
+            id: id.to_owned(),
+            resolution: resolution.to_owned(),
+        };
+        self.change_case(change, by, None).await.map(drop)
     }
 
     /// Links case `a` to `b` (`kind`: `linked`, `duplicate`, ...), as `by`.
@@ -229,22 +283,17 @@ impl Store {
         reason: Option<&str>,
         by: &str,
     ) -> Result<()> {
-        let (a, b, kind) = (a.to_owned(), b.to_owned(), kind.to_owned());
-        let (reason, by) = (reason.map(str::to_owned), by.to_owned());
-        self.writer
-            .submit(Box::new(move |conn, head| {
-                let (a, b, kind) = (a.clone(), b.clone(), kind.clone());
-                let (reason, by) = (reason.clone(), by.clone());
-                Box::pin(async move {
-                    exists(conn, &a).await?;
-                    exists(conn, &b).await?;
-                    link(conn, head, &a, &b, &kind, reason.as_deref(), &by).await
-                })
-            }))
-            .await
+        let change = CaseChange::Link {
+            a: a.to_owned(),
+            b: b.to_owned(),
+            kind: kind.to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.change_case(change, by, None).await.map(drop)
     }
 }
 
+/// What is wrong with a case to open, before anything is written.
 fn check(case: &NewCase, dedupe: Option<&Dedupe>) -> Result<(), CaseError> {
     if case.title.trim().is_empty() {
         return Err(CaseError::Missing("title"));
@@ -265,262 +314,6 @@ fn check(case: &NewCase, dedupe: Option<&Dedupe>) -> Result<(), CaseError> {
         return Err(CaseError::EmptyKey);
     }
     Ok(())
-}
-
-/// The audit subject of a case.
-fn subject(id: &str) -> String {
-    format!("case:{id}")
-}
-
-/// The case's status; an unknown case is an error.
-async fn exists(conn: &mut AnyConnection, id: &str) -> Result<String> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM cases WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .doing("looking up the case")?;
-    status.ok_or_else(|| CaseError::Unknown(id.to_owned()).into())
-}
-
-/// The de-duplication decision and its writes, inside the writer's
-/// transaction.
-async fn decide(
-    conn: &mut AnyConnection,
-    head: &mut Head,
-    case: &NewCase,
-    dedupe: Option<&Dedupe>,
-    by: &str,
-    now_ms: i64,
-) -> Result<Created> {
-    let Some(dedupe) = dedupe else {
-        let id = insert(conn, head, case, None, by).await?;
-        return Ok(Created {
-            id,
-            created: true,
-            duplicate_of: None,
-            strategy: None,
-        });
-    };
-    // The chain's lock before the key is read: on PostgreSQL another
-    // server's decision on the same key commits first or waits for ours.
-    audit::lock_chain(conn).await?;
-    let seen: Option<(String, i64, i64)> =
-        sqlx::query_as("SELECT case_id, first_ms, last_ms FROM case_keys WHERE key = $1")
-            .bind(&dedupe.key)
-            .fetch_optional(&mut *conn)
-            .await
-            .doing("looking up the dedupe key")?;
-    let repeats = seen.filter(|(_, first, last)| {
-        let since = match dedupe.from {
-            WindowFrom::First => *first,
-            WindowFrom::Last => *last,
-        };
-        now_ms.saturating_sub(since) <= dedupe.window_ms
-    });
-    let Some((original, _, _)) = repeats else {
-        // New, or the window (the gap) passed: this case is the key's now.
-        let id = insert(conn, head, case, None, by).await?;
-        sqlx::query(
-            "INSERT INTO case_keys (key, case_id, first_ms, last_ms, repeats) VALUES ($1, $2, $3, $3, 0)
-             ON CONFLICT (key) DO UPDATE SET case_id = excluded.case_id, first_ms = excluded.first_ms,
-                last_ms = excluded.last_ms, repeats = 0",
-        )
-        .bind(&dedupe.key)
-        .bind(&id)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await
-        .doing("recording the dedupe key")?;
-        return Ok(Created {
-            id,
-            created: true,
-            duplicate_of: None,
-            strategy: None,
-        });
-    };
-    sqlx::query("UPDATE case_keys SET last_ms = $1, repeats = repeats + 1 WHERE key = $2")
-        .bind(now_ms)
-        .bind(&dedupe.key)
-        .execute(&mut *conn)
-        .await
-        .doing("counting the repeat")?;
-    let strategy = dedupe.strategy;
-    let folded = |id: String, created: bool| Created {
-        id,
-        created,
-        duplicate_of: Some(original.clone()),
-        strategy: Some(strategy.as_str()),
-    };
-    let at = rfc3339(now_ms);
-    match strategy {
-        Strategy::Drop => {
-            let body = json!({ "key": dedupe.key, "at": at, "strategy": "drop", "by": by });
-            audit::append(conn, head, &subject(&original), "case.repeated", &body).await?;
-            Ok(folded(original.clone(), false))
-        }
-        Strategy::DropAndComment => {
-            let text = format!(
-                "Repeated at {at} (dedupe key `{}`): {}",
-                dedupe.key, dedupe.fields
-            );
-            comment(conn, head, &original, by, &text).await?;
-            Ok(folded(original.clone(), false))
-        }
-        Strategy::Child => {
-            let id = insert(conn, head, case, Some(&original), by).await?;
-            Ok(folded(id, true))
-        }
-        Strategy::Link => {
-            let id = insert(conn, head, case, None, by).await?;
-            let reason = format!("dedupe key `{}`", dedupe.key);
-            link(conn, head, &id, &original, "duplicate", Some(&reason), by).await?;
-            Ok(folded(id, true))
-        }
-        Strategy::NewAndNote => {
-            let id = insert(conn, head, case, None, by).await?;
-            let reason = format!("dedupe key `{}`", dedupe.key);
-            link(
-                conn,
-                head,
-                &original,
-                &id,
-                "possibly_related",
-                Some(&reason),
-                by,
-            )
-            .await?;
-            let text = format!(
-                "Might be related to case {id} (dedupe key `{}`); if it is the same, close this one.",
-                dedupe.key
-            );
-            comment(conn, head, &original, by, &text).await?;
-            Ok(folded(id, true))
-        }
-    }
-}
-
-/// Writes a new case (a child of `parent`, sharing its observables) and
-/// returns its id.
-async fn insert(
-    conn: &mut AnyConnection,
-    head: &mut Head,
-    case: &NewCase,
-    parent: Option<&str>,
-    by: &str,
-) -> Result<String> {
-    let id = uuid::Uuid::now_v7().to_string();
-    let at = now();
-    let severity = if case.severity.is_empty() {
-        "medium"
-    } else {
-        case.severity.as_str()
-    };
-    sqlx::query(
-        "INSERT INTO cases (id, title, type, severity, status, assignee, tags, description,
-                            created_at, updated_at, created_by, run_id, parent)
-         VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8, $9, $10, $11)",
-    )
-    .bind(&id)
-    .bind(&case.title)
-    .bind(&case.kind)
-    .bind(severity)
-    .bind(&case.assignee)
-    .bind(serde_json::to_string(&case.tags)?)
-    .bind(&case.description)
-    .bind(&at)
-    .bind(by)
-    .bind(&case.run_id)
-    .bind(parent)
-    .execute(&mut *conn)
-    .await
-    .doing("opening the case")?;
-    let mut observables = case.observables.clone();
-    if let Some(parent) = parent {
-        let shared: Vec<(String, String)> =
-            sqlx::query_as("SELECT kind, value FROM case_observables WHERE case_id = $1")
-                .bind(parent)
-                .fetch_all(&mut *conn)
-                .await
-                .doing("reading the parent's observables")?;
-        observables.extend(
-            shared
-                .into_iter()
-                .map(|(kind, value)| Observable { kind, value }),
-        );
-    }
-    observables.sort();
-    observables.dedup();
-    for observable in &observables {
-        sqlx::query("INSERT INTO case_observables (case_id, kind, value) VALUES ($1, $2, $3)")
-            .bind(&id)
-            .bind(&observable.kind)
-            .bind(&observable.value)
-            .execute(&mut *conn)
-            .await
-            .doing("recording an observable")?;
-    }
-    let body = json!({
-        "by": by,
-        "title": case.title,
-        "type": case.kind,
-        "severity": severity,
-        "run": case.run_id,
-        "parent": parent,
-        "observables": observables,
-    });
-    audit::append(conn, head, &subject(&id), "case.created", &body).await?;
-    Ok(id)
-}
-
-async fn comment(
-    conn: &mut AnyConnection,
-    head: &mut Head,
-    id: &str,
-    author: &str,
-    text: &str,
-) -> Result<()> {
-    let at = now();
-    sqlx::query("INSERT INTO case_comments (case_id, author, at, text) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(author)
-        .bind(&at)
-        .bind(text)
-        .execute(&mut *conn)
-        .await
-        .doing("adding the comment")?;
-    sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2")
-        .bind(&at)
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .doing("adding the comment")?;
-    let body = json!({ "by": author, "text": text });
-    audit::append(conn, head, &subject(id), "case.commented", &body).await
-}
-
-async fn link(
-    conn: &mut AnyConnection,
-    head: &mut Head,
-    a: &str,
-    b: &str,
-    kind: &str,
-    reason: Option<&str>,
-    by: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO case_links (a, b, kind, reason, at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (a, b, kind) DO NOTHING",
-    )
-    .bind(a)
-    .bind(b)
-    .bind(kind)
-    .bind(reason)
-    .bind(now())
-    .execute(&mut *conn)
-    .await
-    .doing("linking the cases")?;
-    let body = json!({ "by": by, "to": b, "kind": kind, "reason": reason });
-    audit::append(conn, head, &subject(a), "case.linked", &body).await
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! Reading cases back: the list (`aerie cases list --json`) and one case
-//! with its comments, observables and relations (`aerie cases show`).
+//! Reading cases back: the list (`aerie cases list --json`), one case with
+//! its comments, observables, tasks and relations (`aerie cases show`), and
+//! `case.find`.
 
+use aerie_engine::rfc3339;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::Observable;
 use crate::Store;
 use crate::error::{Doing as _, Result};
 
@@ -14,6 +17,22 @@ pub struct CaseFilter {
     pub status: Option<String>,
     pub kind: Option<String>,
     pub limit: u32,
+}
+
+/// Which cases `case.find` looks for.
+#[derive(Debug, Clone)]
+pub enum Find {
+    Id(String),
+    /// The case a dedupe key folds into, while the key is known.
+    Key(String),
+    /// Cases holding the observable, newest first: open ones, and those
+    /// closed at most `closed_within_ms` ago; only of `kind` if given.
+    Observable {
+        observable: Observable,
+        kind: Option<String>,
+        closed_within_ms: Option<i64>,
+        now_ms: i64,
+    },
 }
 
 const COLUMNS: &str = "id, title, type, severity, status, resolution, assignee, tags, description,
@@ -112,7 +131,82 @@ impl Store {
                 .await
                 .doing("reading the case's children")?;
         case["children"] = children.into();
+        let tasks = sqlx::query(
+            "SELECT number, title, created_at, created_by, done_at, done_by FROM case_tasks
+             WHERE case_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .doing("reading the case's tasks")?;
+        case["tasks"] = tasks
+            .iter()
+            .map(|t| -> Result<Value> {
+                let done_at: Option<String> = t.try_get("done_at")?;
+                Ok(json!({
+                    "task": t.try_get::<i64, _>("number")?,
+                    "title": t.try_get::<String, _>("title")?,
+                    "created_at": t.try_get::<String, _>("created_at")?,
+                    "created_by": t.try_get::<String, _>("created_by")?,
+                    "done": done_at.is_some(),
+                    "done_at": done_at,
+                    "done_by": t.try_get::<Option<String>, _>("done_by")?,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into();
         Ok(Some(case))
+    }
+
+    /// The cases `find` names, each as `cases list` shows it.
+    pub async fn find_cases(&self, find: &Find) -> Result<Vec<Value>> {
+        let rows = match find {
+            Find::Id(id) => {
+                sqlx::query(&format!("SELECT {COLUMNS} FROM cases WHERE id = $1"))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Find::Key(key) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM cases WHERE id = (SELECT case_id FROM case_keys WHERE key = $1)"
+                ))
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await
+            }
+            Find::Observable {
+                observable,
+                kind,
+                closed_within_ms,
+                now_ms,
+            } => {
+                // RFC 3339 UTC text orders as time does (to the second).
+                let closed_since = closed_within_ms.map(|w| rfc3339(now_ms.saturating_sub(w)));
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM cases WHERE id IN
+                        (SELECT case_id FROM case_observables WHERE kind = $1 AND value = $2)
+                     AND ($3 IS NULL OR type = $3)
+                     AND (status = 'open' OR ($4 IS NOT NULL AND updated_at >= $4))
+                     ORDER BY created_at DESC, id DESC LIMIT 100"
+                ))
+                .bind(&observable.kind)
+                .bind(&observable.value)
+                .bind(kind)
+                .bind(closed_since)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .doing("finding cases")?;
+        let mut cases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut case = summary(row)?;
+            let id = case["id"].as_str().unwrap_or_default().to_owned();
+            case["links"] = self.links(&id).await?;
+            cases.push(case);
+        }
+        Ok(cases)
     }
 
     /// Every link of the case, either way: `{case, kind, reason, direction}`.

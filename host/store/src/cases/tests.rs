@@ -65,7 +65,8 @@ async fn drop_folds_a_resend_into_the_first_case_and_saves_nothing() {
             id: first.id.clone(),
             created: false,
             duplicate_of: Some(first.id.clone()),
-            strategy: Some("drop"),
+            strategy: Some("drop".to_owned()),
+            similar: Vec::new(),
         }
     );
     assert_eq!(all(&store).await.len(), 1);
@@ -139,7 +140,7 @@ async fn child_link_and_new_and_note_open_a_case_related_to_the_first() {
             Some(first.id.as_str()),
             "{name}"
         );
-        assert_eq!(second.strategy, Some(name));
+        assert_eq!(second.strategy.as_deref(), Some(name));
         let old = store.case(&first.id).await.unwrap().unwrap();
         let new = store.case(&second.id).await.unwrap().unwrap();
         match strategy {
@@ -279,8 +280,8 @@ async fn bad_input_is_refused_by_name_and_nothing_is_stored() {
         (Some("closed"), Some("benign"))
     );
     assert_eq!(
-        "suggest".parse::<Strategy>().unwrap_err().to_string(),
-        "`suggest` is not a dedupe strategy: use drop, drop_and_comment, child, link or new_and_note"
+        "fold".parse::<Strategy>().unwrap_err().to_string(),
+        "`fold` is not a dedupe strategy: use drop, drop_and_comment, child, link, new_and_note or suggest"
     );
 }
 
@@ -323,4 +324,205 @@ async fn every_case_change_is_in_the_audit_chain_with_who_made_it() {
         store.verify_audit().await.unwrap(),
         crate::Verification::Intact { .. }
     ));
+}
+
+fn holding(title: &str, observables: &[(&str, &str)]) -> NewCase {
+    NewCase {
+        title: title.to_owned(),
+        kind: "Investigation".to_owned(),
+        observables: observables
+            .iter()
+            .map(|(kind, value)| Observable {
+                kind: (*kind).to_owned(),
+                value: (*value).to_owned(),
+            })
+            .collect(),
+        ..NewCase::default()
+    }
+}
+
+#[tokio::test]
+async fn suggest_attaches_the_cases_sharing_rare_indicators_and_ignores_common_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let proxy = ("ip", "10.0.0.254");
+    // Twenty cases through the proxy: it is in most of them, so it says
+    // nothing about which belong together.
+    for n in 0..20 {
+        let host = format!("ws-{n}");
+        store
+            .create_case(holding("noise", &[proxy, ("host", &host)]), None, "run", T0)
+            .await
+            .unwrap();
+    }
+    let rare = store
+        .create_case(
+            holding(
+                "c2 beacon",
+                &[proxy, ("domain", "evil.example"), ("host", "ws-3")],
+            ),
+            None,
+            "run",
+            T0,
+        )
+        .await
+        .unwrap();
+    let suggest = Some(Dedupe {
+        key: "beacon|evil.example".to_owned(),
+        window_ms: MINUTE,
+        from: WindowFrom::First,
+        strategy: Strategy::Suggest,
+        fields: json!({}),
+    });
+    let new = store
+        .create_case(
+            holding("beacon again", &[proxy, ("domain", "evil.example")]),
+            suggest,
+            "run",
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(new.created);
+    assert_eq!(new.strategy.as_deref(), Some("suggest"));
+    // Only the case sharing the rare domain is similar; the twenty that
+    // share the proxy alone are not. The domain is all that weighs, so the
+    // score is 1.
+    assert_eq!(new.similar.len(), 1, "{:?}", new.similar);
+    assert_eq!(new.similar[0].id, rare.id);
+    assert_eq!(new.similar[0].score, 1.0);
+    let domain = Observable {
+        kind: "domain".to_owned(),
+        value: "evil.example".to_owned(),
+    };
+    assert_eq!(new.similar[0].shared, vec![domain.clone()]);
+    let shown = store.case(&new.id).await.unwrap().unwrap();
+    let link = &shown["links"][0];
+    assert_eq!(link["kind"], "similar");
+    assert_eq!(link["case"], json!(rare.id));
+    assert!(
+        link["reason"]
+            .as_str()
+            .unwrap()
+            .contains("domain evil.example"),
+        "{link}"
+    );
+
+    // Marked as ignored, the domain counts for nothing either.
+    store
+        .ignore_observable(&domain, true, Some("sinkhole"), "alice")
+        .await
+        .unwrap();
+    assert!(store.similar_cases(&new.id, 5).await.unwrap().is_empty());
+    store
+        .ignore_observable(&domain, false, None, "alice")
+        .await
+        .unwrap();
+    assert_eq!(store.similar_cases(&new.id, 5).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tasks_updates_and_a_replayed_step_change_the_case_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "a.db").await;
+    let case = store
+        .create_case(alert("lost laptop", "10.0.0.1"), None, "alice", T0)
+        .await
+        .unwrap();
+    let add = CaseChange::AddTask {
+        id: case.id.clone(),
+        title: "wipe the device".to_owned(),
+    };
+    let origin = Some("run-1/checklist/0");
+    let first = store.change_case(add.clone(), "run", origin).await.unwrap();
+    // The same step resumed after a crash: the same answer, no second task.
+    let again = store.change_case(add.clone(), "run", origin).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first["task"], 1);
+    let second = store.change_case(add, "run", None).await.unwrap();
+    assert_eq!(second["task"], 2);
+    let done = CaseChange::Task {
+        id: case.id.clone(),
+        task: 1,
+        done: true,
+    };
+    store.change_case(done, "bob", None).await.unwrap();
+    let missing = CaseChange::Task {
+        id: case.id.clone(),
+        task: 9,
+        done: true,
+    };
+    let e = store.change_case(missing, "bob", None).await.unwrap_err();
+    assert!(e.to_string().contains("no task 9"), "{e}");
+
+    let update = CaseChange::Update {
+        id: case.id.clone(),
+        update: CaseUpdate {
+            severity: Some("high".to_owned()),
+            assignee: Some(Some("bob".to_owned())),
+            observables: vec![Observable {
+                kind: "host".to_owned(),
+                value: "lt-042".to_owned(),
+            }],
+            ..CaseUpdate::default()
+        },
+    };
+    let changed = store.change_case(update, "alice", None).await.unwrap();
+    assert_eq!(
+        changed["changed"],
+        json!(["severity", "assignee", "observables"])
+    );
+    let shown = store.case(&case.id).await.unwrap().unwrap();
+    assert_eq!(shown["severity"], "high");
+    assert_eq!(shown["assignee"], "bob");
+    assert_eq!(shown["title"], "lost laptop");
+    assert_eq!(shown["observables"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["tasks"][0]["done"], true);
+    assert_eq!(shown["tasks"][0]["done_by"], "bob");
+    assert_eq!(shown["tasks"][1]["done"], false);
+
+    let host = Observable {
+        kind: "host".to_owned(),
+        value: "lt-042".to_owned(),
+    };
+    let find = |kind: Option<&str>, within: Option<i64>| Find::Observable {
+        observable: host.clone(),
+        kind: kind.map(str::to_owned),
+        closed_within_ms: within,
+        now_ms: aerie_engine::epoch_ms(),
+    };
+    assert_eq!(store.find_cases(&find(None, None)).await.unwrap().len(), 1);
+    assert!(
+        store
+            .find_cases(&find(Some("Enrichment"), None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close_case(&case.id, "benign", "alice").await.unwrap();
+    // Closed: found only when recently closed cases are asked for.
+    assert!(
+        store
+            .find_cases(&find(None, None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let recent = store
+        .find_cases(&find(None, Some(60 * MINUTE)))
+        .await
+        .unwrap();
+    assert_eq!(recent[0]["status"], "closed");
+    let e = store
+        .change_case(
+            CaseChange::AddTask {
+                id: case.id.clone(),
+                title: "more".to_owned(),
+            },
+            "bob",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("is closed"), "{e}");
 }
