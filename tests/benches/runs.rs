@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aerie_engine::{Playbook, PluginCall, Plugins, Runner};
+use aerie_engine::{CallSite, Playbook, PluginCall, Plugins, Runner};
 use aerie_manifest::PluginGrant;
 use aerie_runtime::{Plugin, Runtime, RuntimeOptions};
 use aerie_store::Store;
@@ -29,7 +29,13 @@ output: "{{ steps.c.output.n }}"
 struct One(Arc<Plugin>);
 
 impl Plugins for One {
-    async fn call(&self, _plugin: &str, action: &str, input: &Value) -> PluginCall {
+    async fn call(
+        &self,
+        _site: CallSite<'_>,
+        _plugin: &str,
+        action: &str,
+        input: &Value,
+    ) -> PluginCall {
         aerie::wiring::plugin_call(&self.0, self.0.call(action, input).await)
     }
 }

@@ -255,3 +255,108 @@ fn bad_input_is_refused_by_name() {
     let listed = json_of(&cases(&site, &["list", "--json"]));
     assert_eq!(listed, json!([]));
 }
+
+const ALERT_PLAYBOOK: &str = r#"
+name: vpn-brute-force
+inputs:
+  user: { type: string }
+  src_ip: { type: string }
+steps:
+  - id: open
+    uses: case.create
+    with:
+      title: "VPN brute force against {{ inputs.user }}"
+      type: Investigation
+      severity: high
+      observables:
+        - { kind: user, value: "{{ inputs.user }}" }
+        - { kind: ip, value: "{{ inputs.src_ip }}" }
+      dedupe:
+        key: "{{ inputs.user }}|vpn"
+        window: 5m
+        window_from: last
+        strategy: drop_and_comment
+  - id: checklist
+    if: "{{ steps.open.output.created }}"
+    uses: case.task
+    with: { id: "{{ steps.open.output.id }}", title: "Reset the password" }
+  - id: note
+    uses: case.comment
+    with: { id: "{{ steps.open.output.id }}", text: "seen from {{ inputs.src_ip }}" }
+output:
+  case: "{{ steps.open.output.id }}"
+  created: "{{ steps.open.output.created }}"
+"#;
+
+#[test]
+fn a_playbook_opens_a_case_and_its_repeat_from_a_new_ip_folds_into_it() {
+    let site = site();
+    site.file("vpn.yaml", ALERT_PLAYBOOK);
+    let attempt = |ip: &str| {
+        let ran = run(site
+            .aerie()
+            .args(["run", "vpn.yaml", "--json", "--input"])
+            .arg(format!(r#"{{"user": "jdoe", "src_ip": "{ip}"}}"#)));
+        json_of(&ran)
+    };
+    let first = attempt("198.51.100.7");
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["output"]["created"], true);
+    // The login name is the key: a new source address is the same attack.
+    let second = attempt("203.0.113.44");
+    assert_eq!(second["output"]["created"], false, "{second}");
+    assert_eq!(second["output"]["case"], first["output"]["case"]);
+
+    let id = first["output"]["case"].as_str().unwrap();
+    let shown = json_of(&cases(&site, &["show", id, "--json"]));
+    assert_eq!(
+        shown["created_by"],
+        json!(format!("run:{}", first["id"].as_str().unwrap()))
+    );
+    assert_eq!(shown["run"], first["id"]);
+    assert_eq!(shown["tasks"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown["tasks"][0]["title"], "Reset the password");
+    let comments: Vec<&str> = shown["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert_eq!(comments[0], "seen from 198.51.100.7");
+    assert!(comments[1].starts_with("Repeated at "), "{}", comments[1]);
+    assert_eq!(comments[2], "seen from 203.0.113.44");
+    let listed = json_of(&cases(&site, &["list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_case_action_with_a_bad_input_fails_its_step_by_name() {
+    let site = site();
+    site.file(
+        "bad.yaml",
+        "name: bad\nsteps:\n  - id: open\n    uses: case.create\n    with: { title: x, type: Investigation, dedupe: { key: k, window: soon } }\n",
+    );
+    let ran = run(site.aerie().args(["run", "bad.yaml", "--json"]));
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|_| panic!("{}", ran.stderr));
+    assert_eq!(out["status"], "failed", "{out}");
+    let message = out["steps"][0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`dedupe.window: soon` is not a duration"),
+        "{message}"
+    );
+    assert!(
+        json_of(&cases(&site, &["list", "--json"]))
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    site.file(
+        "unknown.yaml",
+        "name: unknown\nsteps:\n  - id: open\n    uses: case.reopen\n    with: {}\n",
+    );
+    let ran = run(site.aerie().args(["playbook", "validate", "unknown.yaml"]));
+    assert_ne!(ran.code, 0);
+    assert!(ran.stderr.contains("reopen"), "{}", ran.stderr);
+}

@@ -27,7 +27,7 @@ pub use playbook::{
     PlaybookErrors, Retry, Schedule, Step, StepKind, Switch, Templated, Text, Timetable, Trigger,
     Uses,
 };
-pub use plugins::{PluginCall, Plugins};
+pub use plugins::{CallSite, PluginCall, Plugins};
 pub use run::{
     PluginRef, RunRecord, RunStatus, StepError, StepLogs, StepRecord, StepStatus, UnknownStatus,
 };

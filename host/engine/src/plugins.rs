@@ -28,10 +28,31 @@ impl PluginCall {
     }
 }
 
+/// Where a call is made from: the run, the step and (for `for_each`) the
+/// item. A built-in action that writes uses it to make its change once even
+/// when a resumed run calls it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSite<'a> {
+    pub run_id: &'a str,
+    pub step: &'a str,
+    pub item: Option<usize>,
+}
+
+impl CallSite<'_> {
+    /// `RUN/STEP` or `RUN/STEP/ITEM`.
+    pub fn origin(&self) -> String {
+        match self.item {
+            None => format!("{}/{}", self.run_id, self.step),
+            Some(item) => format!("{}/{}/{item}", self.run_id, self.step),
+        }
+    }
+}
+
 /// How the engine reaches plugins.
 pub trait Plugins: Sync {
     fn call(
         &self,
+        site: CallSite<'_>,
         plugin: &str,
         action: &str,
         input: &Value,

@@ -19,7 +19,8 @@ pub use config::{
 };
 pub use error::{Error, Location};
 pub use manifest::{
-    Apply, CredentialSpec, Limits, Manifest, NetworkSpec, SettingSpec, World, validate_name,
+    Apply, BUILT_IN, CredentialSpec, Limits, Manifest, NetworkSpec, SettingSpec, World,
+    validate_name,
 };
 pub use origin::{Origin, OriginPattern};
 pub use server::{Rate, ServerConfig, TlsConfig, TlsVersion, WebhookAuth, WebhookConfig};

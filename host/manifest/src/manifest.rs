@@ -267,6 +267,16 @@ impl Manifest {
 
     fn validate(&self, path: &Path) -> Result<(), Error> {
         validate_name(&self.name).map_err(|m| Error::invalid(path, "name", m))?;
+        if BUILT_IN.contains(&self.name.as_str()) {
+            return Err(Error::invalid(
+                path,
+                "name",
+                format!(
+                    "`{}` is the name of aerie's built-in actions (`uses: {}.create`); a plugin may not take it",
+                    self.name, self.name
+                ),
+            ));
+        }
         if self.version.trim().is_empty() {
             return Err(Error::invalid(path, "version", "must not be empty"));
         }
@@ -345,6 +355,9 @@ fn http_header_name_invalid(name: &str) -> bool {
 /// Plugin, action and credential names: lower-case ASCII letters, digits, `-` and
 /// `_`, starting with a letter, at most 64 characters. They appear in playbooks as
 /// `plugin.action`, so no dots.
+/// Names of the host's built-in actions, which no plugin may take.
+pub const BUILT_IN: &[&str] = &["case"];
+
 pub fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -399,6 +412,16 @@ hosts = ["{{ base_url }}"]
         assert_eq!(
             m.settings["base_url"].default.as_deref(),
             Some("https://www.virustotal.com")
+        );
+    }
+
+    #[test]
+    fn no_plugin_may_take_the_name_of_the_built_in_actions() {
+        let case = "name = \"case\"\nversion = \"1\"\nworld = \"step\"\nactions = [\"create\"]\n";
+        assert_eq!(
+            parse(case).unwrap_err(),
+            "plugins/x/plugin.toml: name: `case` is the name of aerie's built-in actions \
+             (`uses: case.create`); a plugin may not take it"
         );
     }
 

@@ -31,7 +31,8 @@ mod writer;
 
 pub use approvals::{Approval, DecisionError};
 pub use cases::{
-    CaseError, CaseFilter, Created, Dedupe, NewCase, Observable, Strategy, WindowFrom,
+    CaseChange, CaseError, CaseFilter, CaseUpdate, Created, Dedupe, Find, NewCase, Observable,
+    Similar, Strategy, WindowFrom,
 };
 
 pub use audit::{AuditEntry, Verification};

@@ -60,6 +60,10 @@ async fn catalog_of<'n>(
         playbooks: playbook_names(ctx),
         ..Catalog::default()
     };
+    catalog.plugins.insert(
+        aerie::wiring::cases::NAME.to_owned(),
+        Ok(aerie::wiring::cases::actions()),
+    );
     for (user, config) in &ctx.config.users {
         catalog.people.insert(user.clone());
         catalog.people.extend(config.groups.iter().cloned());
@@ -196,6 +200,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&ctx.config.store_url()).await?;
     let plugins = RuntimePlugins {
         registry: ctx.registry()?,
+        store: &store,
     };
     let load = |name: &str| Playbook::from_file(&resolve(ctx, name));
     let run = runner(ctx, &plugins, &store)
@@ -232,6 +237,7 @@ pub async fn resume(
 ) -> anyhow::Result<ExitCode> {
     let plugins = RuntimePlugins {
         registry: ctx.registry()?,
+        store,
     };
     let load_called = |name: &str| Playbook::from_file(&resolve(ctx, name));
     let runner = runner(ctx, &plugins, store).playbooks(&load_called);

@@ -66,7 +66,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
     }
     let store: &'static Store = Box::leak(Box::new(Store::open(&config.store_url()).await?));
     let plugins: &'static RuntimePlugins<'static> =
-        Box::leak(Box::new(RuntimePlugins { registry }));
+        Box::leak(Box::new(RuntimePlugins { registry, store }));
     let dir = config.playbooks_dir.clone();
     let called: &'static (dyn Fn(&str) -> Result<Playbook, aerie_engine::PlaybookErrors> + Sync) =
         Box::leak(Box::new(move |name: &str| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aerie_contract::{ErrorCode, LogLine, RequestRecord};
 use serde_json::Value;
 
-use crate::plugins::{PluginCall, Plugins};
+use crate::plugins::{CallSite, PluginCall, Plugins};
 use crate::run::{RunRecord, StepError, StepRecord};
 use crate::store::{ApprovalRequest, ApprovalState, CallTrace, Lease, RunStore};
 
@@ -64,7 +64,13 @@ impl Scripted {
 }
 
 impl Plugins for Scripted {
-    async fn call(&self, _plugin: &str, _action: &str, input: &Value) -> PluginCall {
+    async fn call(
+        &self,
+        _site: CallSite<'_>,
+        _plugin: &str,
+        _action: &str,
+        input: &Value,
+    ) -> PluginCall {
         self.calls.lock().unwrap().push(input.clone());
         let answer = self
             .answers

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use super::error::Stored as _;
 use super::{Result, Runner};
 use crate::playbook::{OnError, Step, Uses};
-use crate::plugins::{PluginCall, Plugins};
+use crate::plugins::{CallSite, PluginCall, Plugins};
 use crate::run::{StepError, StepLogs, StepRecord, StepStatus};
 use crate::store::{CallTrace, RunStore};
 
@@ -208,7 +208,12 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
                     .await
                     .stored()?;
             }
-            let called = self.plugins.call(&uses.plugin, &uses.action, input);
+            let site = CallSite {
+                run_id,
+                step: &step.id,
+                item,
+            };
+            let called = self.plugins.call(site, &uses.plugin, &uses.action, input);
             let call = match uses.timeout {
                 None => called.await,
                 Some(limit) => match tokio::time::timeout(limit, called).await {
