@@ -301,19 +301,24 @@ fn check(case: &NewCase, dedupe: Option<&Dedupe>) -> Result<(), CaseError> {
     if case.kind.trim().is_empty() {
         return Err(CaseError::Missing("type"));
     }
-    if let Some(bad) = case
-        .observables
-        .iter()
-        .find(|o| !OBSERVABLE_KINDS.contains(&o.kind.as_str()))
-    {
-        return Err(CaseError::ObservableKind {
-            kind: bad.kind.clone(),
-        });
-    }
+    check_kinds(&case.observables)?;
     if dedupe.is_some_and(|d| d.key.trim().is_empty()) {
         return Err(CaseError::EmptyKey);
     }
     Ok(())
+}
+
+/// An observable of a kind not in [`OBSERVABLE_KINDS`] is an error.
+fn check_kinds(observables: &[Observable]) -> Result<(), CaseError> {
+    match observables
+        .iter()
+        .find(|o| !OBSERVABLE_KINDS.contains(&o.kind.as_str()))
+    {
+        Some(bad) => Err(CaseError::ObservableKind {
+            kind: bad.kind.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

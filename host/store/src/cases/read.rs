@@ -71,14 +71,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .doing("listing cases")?;
-        let mut cases = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut case = summary(row)?;
-            let id = case["id"].as_str().unwrap_or_default().to_owned();
-            case["links"] = self.links(&id).await?;
-            cases.push(case);
-        }
-        Ok(cases)
+        self.summaries(&rows).await
     }
 
     /// One case with its comments, observables, relations and children.
@@ -199,8 +192,13 @@ impl Store {
             }
         }
         .doing("finding cases")?;
+        self.summaries(&rows).await
+    }
+
+    /// Each row as `cases list` shows it, with its links.
+    async fn summaries(&self, rows: &[AnyRow]) -> Result<Vec<Value>> {
         let mut cases = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let mut case = summary(row)?;
             let id = case["id"].as_str().unwrap_or_default().to_owned();
             case["links"] = self.links(&id).await?;

@@ -245,16 +245,7 @@ async fn update_case(
     update: &CaseUpdate,
     by: &str,
 ) -> Result<Vec<&'static str>> {
-    if let Some(bad) = update
-        .observables
-        .iter()
-        .find(|o| !super::OBSERVABLE_KINDS.contains(&o.kind.as_str()))
-    {
-        return Err(CaseError::ObservableKind {
-            kind: bad.kind.clone(),
-        }
-        .into());
-    }
+    super::check_kinds(&update.observables)?;
     if update.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return Err(CaseError::Missing("title").into());
     }
