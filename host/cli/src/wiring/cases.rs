@@ -32,17 +32,7 @@ pub fn actions() -> BTreeSet<String> {
 pub async fn call(store: &Store, site: CallSite<'_>, action: &str, input: &Value) -> PluginCall {
     let result = match action {
         "find" => find(store, input).await,
-        _ => match change(action, input, site.run_id) {
-            Ok(change) => {
-                let by = format!("run:{}", site.run_id);
-                let origin = site.origin();
-                store
-                    .change_case(change, &by, Some(&origin))
-                    .await
-                    .map_err(store_error)
-            }
-            Err(e) => Err(e),
-        },
+        _ => make(store, site, action, input).await,
     };
     PluginCall {
         result,
@@ -50,6 +40,21 @@ pub async fn call(store: &Store, site: CallSite<'_>, action: &str, input: &Value
         requests: Vec::new(),
         logs: Vec::new(),
     }
+}
+
+/// Makes the change `case.ACTION` asks for, once per call site.
+async fn make(
+    store: &Store,
+    site: CallSite<'_>,
+    action: &str,
+    input: &Value,
+) -> Result<Value, StepError> {
+    let change = change(action, input, site.run_id)?;
+    let by = format!("run:{}", site.run_id);
+    store
+        .change_case(change, &by, Some(&site.origin()))
+        .await
+        .map_err(store_error)
 }
 
 fn invalid(message: impl Into<String>) -> StepError {

@@ -275,7 +275,6 @@ async fn update_case(
     .await
     .doing("updating the case")?;
     let added = add_observables(conn, id, update.observables.clone()).await?;
-    let mut changed = Vec::new();
     let given = [
         ("title", update.title.is_some()),
         ("severity", update.severity.is_some()),
@@ -284,7 +283,7 @@ async fn update_case(
         ("description", update.description.is_some()),
         ("observables", !added.is_empty()),
     ];
-    changed.extend(given.iter().filter(|(_, g)| *g).map(|(name, _)| *name));
+    let changed = given.iter().filter(|(_, g)| *g).map(|(name, _)| *name);
     let body = json!({
         "by": by,
         "title": update.title,
@@ -295,7 +294,7 @@ async fn update_case(
         "observables": added,
     });
     audit::append(conn, head, &subject(id), "case.updated", &body).await?;
-    Ok(changed)
+    Ok(changed.collect())
 }
 
 /// Adds `author`'s comment; returns its number.
