@@ -131,6 +131,119 @@ async fn a_case_is_opened_worked_and_closed_from_the_cli() {
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
 
+#[test]
+fn a_case_is_updated_planned_and_closed_as_a_duplicate_from_the_cli() {
+    let site = site();
+    let open = |title: &str, observable: &str| {
+        let ran = cases(
+            &site,
+            &[
+                "open",
+                "--title",
+                title,
+                "--type",
+                "Phishing",
+                "--observable",
+                observable,
+                "--tag",
+                "mail",
+                "--as",
+                "alice",
+            ],
+        );
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        ran.stdout.trim().to_owned()
+    };
+    let first = open("Invoice lure", "domain:invoice-lure.example");
+    let second = open("Invoice lure again", "domain:invoice-lure.example");
+
+    let updated = cases(
+        &site,
+        &[
+            "update",
+            &first,
+            "--assignee",
+            "bob",
+            "--severity",
+            "high",
+            "--tag",
+            "mail",
+            "--tag",
+            "finance",
+            "--observable",
+            "email:ap@invoice-lure.example",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    let added = cases(
+        &site,
+        &["task", &first, "--add", "Purge the mail", "--as", "alice"],
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let done = cases(&site, &["task", &first, "--done", "1", "--as", "bob"]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let missing = cases(&site, &["task", &first, "--done", "7", "--as", "bob"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("has no task 7"),
+        "{}",
+        missing.stderr
+    );
+
+    let shown = json_of(&cases(&site, &["show", &first, "--json"]));
+    assert_eq!(shown["assignee"], "bob");
+    assert_eq!(shown["severity"], "high");
+    assert_eq!(shown["tags"], json!(["mail", "finance"]));
+    assert_eq!(shown["tasks"][0]["done_by"], "bob");
+    let text = cases(&site, &["show", &first]).stdout;
+    assert!(
+        text.contains("- [x] 1. Purge the mail (done by bob"),
+        "{text}"
+    );
+
+    let similar = json_of(&cases(&site, &["similar", &second, "--json"]));
+    assert_eq!(similar[0]["id"], first.as_str());
+    let ignored = cases(
+        &site,
+        &[
+            "ignore",
+            "domain:invoice-lure.example",
+            "--reason",
+            "test",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(ignored.code, 0, "{}", ignored.stderr);
+    let similar = json_of(&cases(&site, &["similar", &second, "--json"]));
+    assert_eq!(similar, json!([]));
+
+    let closed = cases(
+        &site,
+        &[
+            "close",
+            &second,
+            "--resolution",
+            "duplicate",
+            "--duplicate-of",
+            &first,
+            "--as",
+            "bob",
+        ],
+    );
+    assert_eq!(closed.code, 0, "{}", closed.stderr);
+    let shown = json_of(&cases(&site, &["show", &second, "--json"]));
+    assert_eq!(shown["status"], "closed");
+    assert_eq!(
+        shown["links"],
+        json!([{ "case": first, "kind": "duplicate", "reason": "closed as its duplicate", "direction": "to" }])
+    );
+    let verified = run(site.aerie().args(["audit", "verify"]));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
 #[tokio::test]
 async fn a_repeat_folded_as_a_child_shows_under_its_parent() {
     let site = site();

@@ -10,6 +10,7 @@ mod audit;
 mod broker;
 mod budget;
 mod cases;
+mod cases_api;
 mod checkpoints;
 mod cli;
 mod fasttext;

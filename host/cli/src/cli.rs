@@ -107,7 +107,72 @@ pub enum CasesCommand {
         /// `KIND:VALUE` (ip, domain, url, hash, email, host, user); repeatable.
         #[arg(long = "observable", value_name = "KIND:VALUE")]
         observables: Vec<String>,
+        /// A tag; repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        assignee: Option<String>,
         /// Who opens it: a user of [users].
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Change fields of an open case; observables are added.
+    Update {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, conflicts_with = "unassign")]
+        assignee: Option<String>,
+        /// Leave the case with nobody assigned.
+        #[arg(long)]
+        unassign: bool,
+        /// The case's tags, all of them (repeatable; replaces those it had).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// `KIND:VALUE`, added; repeatable.
+        #[arg(long = "observable", value_name = "KIND:VALUE")]
+        observables: Vec<String>,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Add a task to a case's checklist, or mark one done.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["add", "done", "undone"])))]
+    Task {
+        id: String,
+        /// A new task's title.
+        #[arg(long, value_name = "TITLE")]
+        add: Option<String>,
+        /// Mark task N done.
+        #[arg(long, value_name = "N")]
+        done: Option<i64>,
+        /// Mark task N not done again.
+        #[arg(long, value_name = "N")]
+        undone: Option<i64>,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// The open cases most like this one by shared observables.
+    Similar {
+        id: String,
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark an observable as saying nothing about which cases belong
+    /// together (the proxy's address, the company's domain).
+    Ignore {
+        #[arg(value_name = "KIND:VALUE")]
+        observable: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Count it again.
+        #[arg(long)]
+        undo: bool,
         #[arg(long = "as", value_name = "USER")]
         user: String,
     },
@@ -124,6 +189,9 @@ pub enum CasesCommand {
         id: String,
         #[arg(long)]
         resolution: String,
+        /// Close it as this case's duplicate, linking the two.
+        #[arg(long, value_name = "ID")]
+        duplicate_of: Option<String>,
         #[arg(long = "as", value_name = "USER")]
         user: String,
     },

@@ -40,12 +40,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Approvals(crate::cli::ApprovalsCommand::Approve(_))
             | Command::Approvals(crate::cli::ApprovalsCommand::Reject(_))
             | Command::Classify(crate::cli::ClassifyCommand::Correct { .. })
-            | Command::Cases(
-                crate::cli::CasesCommand::Open { .. }
-                    | crate::cli::CasesCommand::Comment { .. }
-                    | crate::cli::CasesCommand::Close { .. }
-                    | crate::cli::CasesCommand::Link { .. }
-            )
+    ) || matches!(
+        &cli.command,
+        // Every cases command but the readers changes something.
+        Command::Cases(c) if !matches!(
+            c,
+            crate::cli::CasesCommand::List { .. }
+                | crate::cli::CasesCommand::Show { .. }
+                | crate::cli::CasesCommand::Similar { .. }
+        )
     );
     let code = command(&ctx, cli.command).await;
     if writes && ctx.config.audit.checkpointing().is_some() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod cases;
 pub(crate) mod playbooks;
 pub(crate) mod plugins;
 pub(crate) mod triggers;
@@ -37,6 +38,19 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/approvals", get(approvals::pending))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))
+        .route("/cases", get(cases::list).post(cases::create))
+        .route("/cases/find", post(cases::find))
+        .route("/cases/{id}", get(cases::show).patch(cases::update))
+        .route("/cases/{id}/comments", post(cases::comment))
+        .route("/cases/{id}/tasks", post(cases::add_task))
+        .route("/cases/{id}/tasks/{task}", patch(cases::mark_task))
+        .route("/cases/{id}/links", post(cases::link))
+        .route("/cases/{id}/close", post(cases::close))
+        .route("/cases/{id}/similar", get(cases::similar))
+        .route(
+            "/observables/ignored",
+            get(cases::ignored).post(cases::ignore),
+        )
 }
 
 /// A JSON body, or a 400 that names what is wrong with it (serde names the

@@ -49,6 +49,19 @@ pub struct ErrorDetail {
         api::approvals::pending,
         api::approvals::approve,
         api::approvals::reject,
+        api::cases::list,
+        api::cases::create,
+        api::cases::find,
+        api::cases::show,
+        api::cases::update,
+        api::cases::comment,
+        api::cases::add_task,
+        api::cases::mark_task,
+        api::cases::link,
+        api::cases::close,
+        api::cases::similar,
+        api::cases::ignored,
+        api::cases::ignore,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Bearer)
@@ -100,13 +113,26 @@ mod tests {
             ("get", "/api/v1/approvals"),
             ("post", "/api/v1/approvals/{id}/approve"),
             ("post", "/api/v1/approvals/{id}/reject"),
+            ("get", "/api/v1/cases"),
+            ("post", "/api/v1/cases"),
+            ("post", "/api/v1/cases/find"),
+            ("get", "/api/v1/cases/{id}"),
+            ("patch", "/api/v1/cases/{id}"),
+            ("post", "/api/v1/cases/{id}/comments"),
+            ("post", "/api/v1/cases/{id}/tasks"),
+            ("patch", "/api/v1/cases/{id}/tasks/{task}"),
+            ("post", "/api/v1/cases/{id}/links"),
+            ("post", "/api/v1/cases/{id}/close"),
+            ("get", "/api/v1/cases/{id}/similar"),
+            ("get", "/api/v1/observables/ignored"),
+            ("post", "/api/v1/observables/ignored"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
                 "{method} {path}"
             );
         }
-        assert_eq!(paths.len(), 19);
+        assert_eq!(paths.len(), 29);
         let runs = &paths["/api/v1/runs"]["get"];
         let params: Vec<&str> = runs["parameters"]
             .as_array()

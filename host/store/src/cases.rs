@@ -10,6 +10,7 @@
 //! servers — so two identical alerts arriving at once make one case.
 
 mod decide;
+pub mod input;
 mod read;
 mod similar;
 mod write;
@@ -177,8 +178,14 @@ pub enum CaseChange {
         kind: String,
         reason: Option<String>,
     },
-    /// Output: `{id, resolution}`.
-    Close { id: String, resolution: String },
+    /// Closes the case; with `duplicate_of`, as a duplicate of that case,
+    /// linked to it in the same change (the "close this one" of a
+    /// `new_and_note` note). Output: `{id, resolution, duplicate_of?}`.
+    Close {
+        id: String,
+        resolution: String,
+        duplicate_of: Option<String>,
+    },
 }
 
 /// Why a case change was refused.
@@ -204,6 +211,13 @@ pub enum CaseError {
     UnknownTask { case: String, task: i64 },
     #[error("a case cannot be linked to itself")]
     SelfLink,
+    /// What was given does not fit the change (serde names the field).
+    #[error("{0}")]
+    Input(String),
+    #[error(
+        "`case.{0}` is not a built-in action: use case.create, case.update, case.comment, case.task, case.link, case.close or case.find"
+    )]
+    Action(String),
 }
 
 impl Store {
@@ -270,6 +284,7 @@ impl Store {
         let change = CaseChange::Close {
             id: id.to_owned(),
             resolution: resolution.to_owned(),
+            duplicate_of: None,
         };
         self.change_case(change, by, None).await.map(drop)
     }

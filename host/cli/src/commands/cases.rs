@@ -1,8 +1,10 @@
-//! `aerie cases list | show | open | comment | close | link`.
+//! `aerie cases list | show | open | update | comment | task | close | link |
+//! similar | ignore`: each change one [`CaseChange`], as the `case.*` actions
+//! and the API make them.
 
 use std::process::ExitCode;
 
-use aerie_store::{CaseFilter, NewCase, Observable, Store};
+use aerie_store::{CaseChange, CaseFilter, CaseUpdate, NewCase, Observable, Store};
 use serde_json::Value;
 
 use crate::cli::CasesCommand;
@@ -55,20 +57,20 @@ pub async fn run(ctx: &Context, command: CasesCommand) -> anyhow::Result<ExitCod
             severity,
             description,
             observables,
+            tags,
+            assignee,
             user,
         } => {
             known(ctx, &user)?;
-            let observables = observables
-                .iter()
-                .map(|given| observable(given))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let case = NewCase {
                 title,
                 kind,
                 severity,
                 description,
-                observables,
-                ..NewCase::default()
+                observables: observables_of(&observables)?,
+                tags,
+                assignee,
+                run_id: None,
             };
             let created = store
                 .create_case(case, None, &user, aerie_engine::epoch_ms())
@@ -80,14 +82,121 @@ pub async fn run(ctx: &Context, command: CasesCommand) -> anyhow::Result<ExitCod
             store.comment_case(&id, &user, &text).await?;
             outln!("commented on case {id}")?;
         }
-        CasesCommand::Close {
+        CasesCommand::Update {
             id,
-            resolution,
+            title,
+            severity,
+            assignee,
+            unassign,
+            tags,
+            description,
+            observables,
             user,
         } => {
             known(ctx, &user)?;
-            store.close_case(&id, &resolution, &user).await?;
-            outln!("closed case {id}: {resolution}")?;
+            let update = CaseUpdate {
+                title,
+                severity,
+                assignee: if unassign {
+                    Some(None)
+                } else {
+                    assignee.map(Some)
+                },
+                tags: (!tags.is_empty()).then_some(tags),
+                description,
+                observables: observables_of(&observables)?,
+            };
+            let change = CaseChange::Update {
+                id: id.clone(),
+                update,
+            };
+            let changed = store.change_case(change, &user, None).await?;
+            outln!("updated case {id}: {}", changed["changed"])?;
+        }
+        CasesCommand::Task {
+            id,
+            add,
+            done,
+            undone,
+            user,
+        } => {
+            known(ctx, &user)?;
+            let change = match (add, done, undone) {
+                (Some(title), _, _) => CaseChange::AddTask {
+                    id: id.clone(),
+                    title,
+                },
+                (None, Some(task), _) => CaseChange::Task {
+                    id: id.clone(),
+                    task,
+                    done: true,
+                },
+                (None, None, Some(task)) => CaseChange::Task {
+                    id: id.clone(),
+                    task,
+                    done: false,
+                },
+                (None, None, None) => anyhow::bail!("give --add TITLE, --done N or --undone N"),
+            };
+            let output = store.change_case(change, &user, None).await?;
+            outln!("case {id}: task {}", output["task"])?;
+        }
+        CasesCommand::Close {
+            id,
+            resolution,
+            duplicate_of,
+            user,
+        } => {
+            known(ctx, &user)?;
+            let change = CaseChange::Close {
+                id: id.clone(),
+                resolution: resolution.clone(),
+                duplicate_of: duplicate_of.clone(),
+            };
+            store.change_case(change, &user, None).await?;
+            match duplicate_of {
+                Some(original) => outln!("closed case {id} as a duplicate of {original}")?,
+                None => outln!("closed case {id}: {resolution}")?,
+            }
+        }
+        CasesCommand::Similar { id, limit, json } => {
+            let similar = store.similar_cases(&id, limit).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&similar)?)?;
+            } else if similar.is_empty() {
+                outln!("no open case shares a telling observable with {id}")?;
+            }
+            for case in similar.iter().filter(|_| !json) {
+                let shared: Vec<String> = case
+                    .shared
+                    .iter()
+                    .map(|o| format!("{}:{}", o.kind, o.value))
+                    .collect();
+                outln!(
+                    "{}  {:.3}  {}  (shares {})",
+                    case.id,
+                    case.score,
+                    case.title,
+                    shared.join(", ")
+                )?;
+            }
+        }
+        CasesCommand::Ignore {
+            observable: given,
+            reason,
+            undo,
+            user,
+        } => {
+            known(ctx, &user)?;
+            let observable = observable(&given)?;
+            store
+                .ignore_observable(&observable, !undo, reason.as_deref(), &user)
+                .await?;
+            if undo {
+                outln!("{given} counts for similarity again")?;
+            } else {
+                outln!("{given} is ignored for similarity")?;
+            }
         }
         CasesCommand::Link {
             a,
@@ -112,6 +221,10 @@ fn known(ctx: &Context, user: &str) -> anyhow::Result<()> {
         anyhow::bail!("`{user}` is not a user in [users] of the config");
     }
     Ok(())
+}
+
+fn observables_of(given: &[String]) -> anyhow::Result<Vec<Observable>> {
+    given.iter().map(|g| observable(g)).collect()
 }
 
 /// `ip:10.0.0.1` as an observable.
@@ -178,6 +291,18 @@ fn show(case: &Value) -> anyhow::Result<()> {
     }
     for child in list("children") {
         outln!("child: {}", text(&child))?;
+    }
+    let tasks = list("tasks");
+    if !tasks.is_empty() {
+        outln!("\ntasks:")?;
+        for t in &tasks {
+            let mark = if t["done"] == true { "x" } else { " " };
+            let by = t["done_by"]
+                .as_str()
+                .map(|by| format!(" (done by {by}, {})", text(&t["done_at"])))
+                .unwrap_or_default();
+            outln!("- [{mark}] {}. {}{by}", t["task"], text(&t["title"]))?;
+        }
     }
     let comments = list("comments");
     if !comments.is_empty() {

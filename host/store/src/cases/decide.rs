@@ -126,7 +126,9 @@ pub(super) async fn decide(
             )
             .await?;
             let text = format!(
-                "Might be related to case {id} (dedupe key `{}`); if it is the same, close this one.",
+                "Might be related to case {id} (dedupe key `{}`); if it is the same, close this one as its duplicate: \
+                 `aerie cases close {original} --resolution duplicate --duplicate-of {id}`, or the case's \
+                 `close_as_duplicate` action in the API.",
                 dedupe.key
             );
             comment(conn, head, &original, by, &text).await?;

@@ -178,6 +178,7 @@ impl Store {
         reason: Option<&str>,
         by: &str,
     ) -> Result<()> {
+        super::check_kinds(std::slice::from_ref(observable))?;
         let shared =
             std::sync::Arc::new((observable.clone(), reason.map(str::to_owned), by.to_owned()));
         self.writer

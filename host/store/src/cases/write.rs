@@ -87,11 +87,31 @@ async fn apply(
             link(conn, head, a, b, kind, reason.as_deref(), by).await?;
             Ok(json!({ "id": a, "to": b, "kind": kind }))
         }
-        CaseChange::Close { id, resolution } => {
+        CaseChange::Close {
+            id,
+            resolution,
+            duplicate_of,
+        } => {
             if resolution.trim().is_empty() {
                 return Err(CaseError::Missing("resolution").into());
             }
             open(conn, id).await?;
+            if let Some(original) = duplicate_of {
+                if original == id {
+                    return Err(CaseError::SelfLink.into());
+                }
+                exists(conn, original).await?;
+                let reason = "closed as its duplicate";
+                link(conn, head, id, original, "duplicate", Some(reason), by).await?;
+                // What repeated this case repeats the one it duplicates: its
+                // dedupe keys fold into the case that stays open.
+                sqlx::query("UPDATE case_keys SET case_id = $1 WHERE case_id = $2")
+                    .bind(original)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .doing("moving the dedupe keys to the original")?;
+            }
             sqlx::query(
                 "UPDATE cases SET status = 'closed', resolution = $1, updated_at = $2 WHERE id = $3",
             )
@@ -101,9 +121,13 @@ async fn apply(
             .execute(&mut *conn)
             .await
             .doing("closing the case")?;
-            let body = json!({ "by": by, "resolution": resolution });
+            let body = json!({ "by": by, "resolution": resolution, "duplicate_of": duplicate_of });
             audit::append(conn, head, &subject(id), "case.closed", &body).await?;
-            Ok(json!({ "id": id, "resolution": resolution }))
+            let mut output = json!({ "id": id, "resolution": resolution });
+            if let Some(original) = duplicate_of {
+                output["duplicate_of"] = original.as_str().into();
+            }
+            Ok(output)
         }
     }
 }
