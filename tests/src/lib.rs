@@ -4,6 +4,7 @@
 //! bodies) closely enough for the plugin to be exercised for real, and records
 //! what it received so tests can check what crossed the wire.
 
+pub mod jira;
 pub mod misc;
 pub mod postgres;
 pub mod virustotal;

@@ -18,7 +18,13 @@ use anyhow::{Context as _, bail};
 mod fuzz;
 
 /// Shipped plugins: crate name and folder under `plugins/`.
-const PLUGINS: &[&str] = &["ioc-extract", "virustotal", "fasttext", "keyword-match"];
+const PLUGINS: &[&str] = &[
+    "ioc-extract",
+    "virustotal",
+    "fasttext",
+    "keyword-match",
+    "jira",
+];
 /// Guest crates only the tests use.
 const TEST_PLUGINS: &[&str] = &["hostile"];
 const WASM_TARGET: &str = "wasm32-wasip2";
