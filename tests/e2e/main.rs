@@ -16,6 +16,7 @@ mod cli;
 mod fasttext;
 mod harness;
 mod https;
+mod intel;
 mod jira;
 mod logs;
 mod metrics;

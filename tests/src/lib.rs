@@ -4,9 +4,13 @@
 //! bodies) closely enough for the plugin to be exercised for real, and records
 //! what it received so tests can check what crossed the wire.
 
+pub mod cape;
 pub mod jira;
 pub mod misc;
 pub mod postgres;
+pub mod rdap;
+pub mod safebrowsing;
+pub mod shodan;
 pub mod virustotal;
 
 use std::net::SocketAddr;

@@ -24,6 +24,10 @@ const PLUGINS: &[&str] = &[
     "fasttext",
     "keyword-match",
     "jira",
+    "shodan",
+    "safebrowsing",
+    "rdap",
+    "cape",
 ];
 /// Guest crates only the tests use.
 const TEST_PLUGINS: &[&str] = &["hostile"];

@@ -52,6 +52,16 @@ pub struct Indicators {
     pub md5: Vec<String>,
     pub sha1: Vec<String>,
     pub sha256: Vec<String>,
+    /// Every indicator above once, as a case holds it: `{kind, value}` with
+    /// kind `ip`, `domain`, `url`, `email` or `hash`. A playbook's
+    /// `for_each` takes this list whole.
+    pub observables: Vec<Observable>,
+}
+
+#[derive(Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Observable {
+    pub kind: &'static str,
+    pub value: String,
 }
 
 static REFANG: LazyLock<[(Regex, &str); 5]> = LazyLock::new(|| {
@@ -154,6 +164,25 @@ pub fn extract(text: &str) -> Indicators {
             push(&mut found.domains, domain);
         }
     }
+    let lists: [(&'static str, &[String]); 8] = [
+        ("ip", &found.ipv4),
+        ("ip", &found.ipv6),
+        ("domain", &found.domains),
+        ("url", &found.urls),
+        ("email", &found.emails),
+        ("hash", &found.md5),
+        ("hash", &found.sha1),
+        ("hash", &found.sha256),
+    ];
+    found.observables = lists
+        .iter()
+        .flat_map(|(kind, values)| {
+            values.iter().map(|value| Observable {
+                kind,
+                value: value.clone(),
+            })
+        })
+        .collect();
     found
 }
 
@@ -196,6 +225,17 @@ mod tests {
             found.sha256,
             ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]
         );
+        let observables: Vec<String> = found
+            .observables
+            .iter()
+            .map(|o| format!("{}:{}", o.kind, o.value))
+            .collect();
+        assert_eq!(
+            observables[..3],
+            ["ip:10.0.0.5", "ip:8.8.8.8", "ip:2001:db8::1"]
+        );
+        assert_eq!(observables[5], "url:https://evil.example.com/a/b.exe?x=1");
+        assert_eq!(observables.len(), 10);
     }
 
     #[test]

@@ -1,0 +1,286 @@
+//! The enrichment plugins against their stand-ins: `shodan`, `safebrowsing`,
+//! `rdap` and `cape`, each with its key injected by the host (the stand-ins
+//! accept nothing else) and its vendor's refusals mapped to errors a
+//! playbook can act on.
+
+use std::sync::Arc;
+
+use aerie_engine::ErrorCode;
+use aerie_runtime::{CallError, Fault, Plugin};
+use serde_json::{Value, json};
+
+use crate::harness::{Site, grant};
+
+/// A site with the shipped `plugin` granted the stand-in `router`, its
+/// credential (if any) bound to `secret`.
+async fn site(
+    plugin: &str,
+    router: axum::Router,
+    credential: Option<(&str, &str)>,
+) -> (Site, Arc<Plugin>, tokio::task::JoinHandle<()>) {
+    let (addr, server) = aerie_tests::serve(router).await.unwrap();
+    let site = Site::new();
+    let extra = match credential {
+        Some((name, secret)) => {
+            let file = site.file("secret", secret);
+            format!(
+                "credentials.{name} = {{ file = {:?} }}\n",
+                file.display().to_string()
+            )
+        }
+        None => String::new(),
+    };
+    site.shipped(plugin)
+        .config(&grant(plugin, &format!("http://{addr}"), &extra));
+    let loaded = site.load(plugin).await;
+    (site, loaded, server)
+}
+
+async fn ok(plugin: &Plugin, action: &str, input: Value) -> Value {
+    match plugin.call(action, &input).await.result {
+        Ok(output) => output,
+        Err(e) => panic!("{action} {input}: {e}"),
+    }
+}
+
+/// The plugin's own error: code, message, retryable.
+async fn refused(plugin: &Plugin, action: &str, input: Value) -> (ErrorCode, String, bool) {
+    match plugin.call(action, &input).await.result {
+        Err(CallError {
+            fault:
+                Fault::Reported {
+                    code,
+                    message,
+                    retryable,
+                },
+            ..
+        }) => (code, message, retryable),
+        other => panic!("{action} {input}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shodan_reads_a_host_and_knows_an_unknown_one() {
+    let shodan = aerie_tests::shodan::StandIn::new("shodan-key-0123456789");
+    let (_site, plugin, _server) = site(
+        "shodan",
+        shodan.router(),
+        Some(("api_key", "shodan-key-0123456789")),
+    )
+    .await;
+    let tor = ok(&plugin, "host", json!({ "ip": "185.220.101.1" })).await;
+    assert_eq!(tor["ports"], json!([22, 443, 9001]));
+    assert_eq!(tor["malicious"], true, "tagged c2: {tor}");
+    assert_eq!(tor["vulns"], json!(["CVE-2023-38408"]));
+    assert_eq!(tor["services"][2]["port"], 9001);
+    let google = ok(&plugin, "host", json!({ "ip": "8.8.8.8" })).await;
+    assert_eq!(
+        (google["verdict"].as_str(), google["org"].as_str()),
+        (Some("clean"), Some("Google LLC"))
+    );
+    let unknown = ok(&plugin, "host", json!({ "ip": "192.0.2.1" })).await;
+    assert_eq!(
+        (unknown["found"].as_bool(), unknown["verdict"].as_str()),
+        (Some(false), Some("unknown"))
+    );
+    assert_eq!(shodan.asked(), ["185.220.101.1", "8.8.8.8", "192.0.2.1"]);
+    let (code, message, _) = refused(&plugin, "host", json!({ "ip": "not-an-ip" })).await;
+    assert_eq!(code, ErrorCode::InvalidInput, "{message}");
+
+    let (_site, wrong, _server) = site(
+        "shodan",
+        shodan.router(),
+        Some(("api_key", "wrong-key-000000")),
+    )
+    .await;
+    let (code, message, _) = refused(&wrong, "host", json!({ "ip": "8.8.8.8" })).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(
+        message.contains("Please provide a valid API key"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn safe_browsing_checks_urls_and_domains_in_one_request() {
+    let sb = aerie_tests::safebrowsing::StandIn::new("sb-key-0123456789");
+    let (_site, plugin, _server) = site(
+        "safebrowsing",
+        sb.router(),
+        Some(("api_key", "sb-key-0123456789")),
+    )
+    .await;
+    let listed = ok(
+        &plugin,
+        "check",
+        json!({ "urls": ["http://login-paypal-secure.com/verify", "example.com"] }),
+    )
+    .await;
+    assert_eq!(listed["malicious"], true);
+    assert_eq!(
+        listed["matches"],
+        json!([{ "url": "http://login-paypal-secure.com/verify", "threat_type": "SOCIAL_ENGINEERING", "platform": "ANY_PLATFORM" }])
+    );
+    assert_eq!(
+        sb.asked(),
+        [
+            "http://login-paypal-secure.com/verify",
+            "http://example.com/"
+        ]
+    );
+    let clean = ok(
+        &plugin,
+        "check",
+        json!({ "urls": ["https://example.org/"] }),
+    )
+    .await;
+    assert_eq!(
+        (clean["verdict"].as_str(), clean["checked"].as_u64()),
+        (Some("clean"), Some(1))
+    );
+    let (code, ..) = refused(&plugin, "check", json!({ "urls": [] })).await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+
+    let (_site, wrong, _server) = site(
+        "safebrowsing",
+        sb.router(),
+        Some(("api_key", "wrong-key-000000")),
+    )
+    .await;
+    let (code, message, _) = refused(&wrong, "check", json!({ "urls": ["example.com"] })).await;
+    assert_eq!(code, ErrorCode::Unauthorized, "{message}");
+}
+
+#[tokio::test]
+async fn rdap_reads_networks_and_domains_and_follows_a_redirect() {
+    let rdap = aerie_tests::rdap::StandIn::new();
+    let (_site, plugin, _server) = site("rdap", rdap.router(), None).await;
+    let network = ok(&plugin, "lookup", json!({ "query": "185.220.101.1" })).await;
+    assert_eq!(network["kind"], "ip");
+    assert_eq!(network["name"], "TOR-EXITS");
+    assert_eq!(network["holder"], "Tor exit relay operator");
+    assert_eq!(network["abuse"], json!(["abuse@holder.example"]));
+    let domain = ok(
+        &plugin,
+        "lookup",
+        json!({ "query": "Login-PayPal-Secure.com." }),
+    )
+    .await;
+    assert_eq!(domain["kind"], "domain");
+    assert_eq!(domain["registered"], "2026-11-30T08:12:00Z");
+    assert_eq!(domain["registrar"], "Cheap Names Inc.");
+    assert_eq!(domain["nameservers"], json!(["ns1.registrar.example"]));
+    let moved = ok(&plugin, "lookup", json!({ "query": "203.0.113.5" })).await;
+    assert_eq!(moved["name"], "TEST-NET-3");
+    let unknown = ok(
+        &plugin,
+        "lookup",
+        json!({ "query": "nothing-here.example" }),
+    )
+    .await;
+    assert_eq!(unknown["found"], false);
+    assert_eq!(
+        rdap.asked(),
+        [
+            "/ip/185.220.101.1",
+            "/domain/login-paypal-secure.com",
+            "/ip/203.0.113.5",
+            "/registry/ip/203.0.113.5",
+            "/domain/nothing-here.example"
+        ]
+    );
+    let (code, ..) = refused(&plugin, "lookup", json!({ "query": "not a name" })).await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+}
+
+#[tokio::test]
+async fn rdap_asks_the_server_the_operators_bootstrap_names() {
+    let authority = aerie_tests::rdap::StandIn::new();
+    let (addr, _server) = aerie_tests::serve(authority.router()).await.unwrap();
+    let origin = format!("http://{addr}");
+    let site = Site::new();
+    // IANA's file shape (RFC 9224): the /8 to the stand-in, with a path.
+    let data = site.path().join("rdap-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let bootstrap = json!({ "version": "1.0", "services": [
+        [["185.0.0.0/8"], [format!("{origin}/")]],
+        [["0.0.0.0/0"], ["https://rdap.arin.net/registry/"]],
+    ] });
+    std::fs::write(data.join("ipv4.json"), bootstrap.to_string()).unwrap();
+    // base_url points nowhere that answers: only the bootstrap can route it.
+    site.shipped("rdap").config(&format!(
+        "[plugins.rdap]\nsettings = {{ base_url = \"http://127.0.0.1:9\" }}\nallow = [{origin:?}]\ndata = {:?}\n",
+        data.display().to_string()
+    ));
+    let plugin = site.load("rdap").await;
+    let network = ok(&plugin, "lookup", json!({ "query": "185.220.101.1" })).await;
+    assert_eq!(network["handle"], "NET-185-220-100-0-1");
+    assert_eq!(authority.asked(), ["/ip/185.220.101.1"]);
+}
+
+#[tokio::test]
+async fn cape_detonates_a_url_and_reports_once_it_is_written() {
+    let cape = aerie_tests::cape::StandIn::new("cape-token-0123456789", 2);
+    let (_site, plugin, _server) = site(
+        "cape",
+        cape.router(),
+        Some(("api_token", "Token cape-token-0123456789")),
+    )
+    .await;
+    let submitted = ok(
+        &plugin,
+        "submit",
+        json!({ "url": "http://login-paypal-secure.com/verify" }),
+    )
+    .await;
+    assert_eq!(submitted["available"], true);
+    let task = submitted["task_id"].as_u64().unwrap();
+    assert_eq!(cape.submitted(), ["http://login-paypal-secure.com/verify"]);
+    // Running: a retryable error, so a step's `retry:` polls with backoff.
+    for _ in 0..2 {
+        let (code, message, retryable) =
+            refused(&plugin, "report", json!({ "task_id": task })).await;
+        assert_eq!((code, retryable), (ErrorCode::Timeout, true), "{message}");
+        assert!(message.contains("`running`: not reported yet"), "{message}");
+    }
+    let report = ok(&plugin, "report", json!({ "task_id": task })).await;
+    assert_eq!(
+        (report["malscore"].as_f64(), report["verdict"].as_str()),
+        (Some(8.5), Some("malicious"))
+    );
+    assert_eq!(report["signatures"][0]["name"], "phishing_page");
+
+    let held = ok(
+        &plugin,
+        "submit",
+        json!({ "hash": aerie_tests::cape::EICAR_SHA256 }),
+    )
+    .await;
+    assert_eq!(
+        held,
+        json!({ "task_id": 7, "available": true, "existing": true })
+    );
+    let eicar = ok(&plugin, "report", json!({ "task_id": 7 })).await;
+    assert_eq!(eicar["detections"], json!(["EICAR"]));
+    let absent = ok(
+        &plugin,
+        "submit",
+        json!({ "hash": "d41d8cd98f00b204e9800998ecf8427e" }),
+    )
+    .await;
+    assert_eq!(
+        absent,
+        json!({ "task_id": null, "available": false, "existing": false })
+    );
+    let (code, message, _) = refused(&plugin, "report", json!({ "task_id": 999 })).await;
+    assert_eq!(code, ErrorCode::Upstream);
+    assert!(message.contains("Task does not exist"), "{message}");
+    let (code, ..) = refused(&plugin, "submit", json!({ "url": "ftp://x.example/" })).await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+
+    let (_site, wrong, _server) =
+        site("cape", cape.router(), Some(("api_token", "Token wrong"))).await;
+    let (code, message, _) = refused(&wrong, "report", json!({ "task_id": 7 })).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(message.contains("Invalid token"), "{message}");
+}
