@@ -24,8 +24,8 @@ pub use approval::{Decider, Outcome, tally};
 pub use playbook::{
     ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,
     LabelSource, Missed, OnError, OnTimeout, Overlap, Parsed, Playbook, PlaybookError,
-    PlaybookErrors, Retry, Schedule, Step, StepKind, Switch, Templated, Text, Timetable, Trigger,
-    Uses,
+    PlaybookErrors, Retry, Schedule, SetValue, Step, StepKind, Switch, Templated, Text, Timetable,
+    Trigger, Uses,
 };
 pub use plugins::{CallSite, PluginCall, Plugins};
 pub use run::{

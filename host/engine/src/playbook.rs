@@ -22,8 +22,8 @@ pub use classification::{ClassificationSpec, Classified, LabelSource};
 pub use error::{PlaybookError, PlaybookErrors};
 pub use inputs::{InputSpec, InputType};
 pub use step::{
-    ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, Step, StepKind, Switch, Templated,
-    Text, Uses,
+    ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, SetValue, Step, StepKind, Switch,
+    Templated, Text, Uses,
 };
 pub use trigger::{Missed, Overlap, Schedule, Timetable, Trigger};
 pub use validate::Catalog;

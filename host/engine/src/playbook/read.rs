@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::classification::{ClassificationSpec, LabelSource};
 use super::inputs::{InputSpec, InputType};
 use super::step::{
-    ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, Step, StepKind, Switch, Templated, Uses,
+    ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, SetValue, Step, StepKind, Switch,
+    Templated, Uses,
 };
 use super::trigger::{Missed, Overlap, Schedule, Trigger};
 use super::yaml::{self, Fields, Reporter, at, templated};
@@ -433,7 +434,12 @@ impl Reader<'_> {
         let what = format!("{whose}: {kind}");
         Some(match kind {
             "uses" => StepKind::Uses(self.uses(node, f, whose)?),
-            "set" => StepKind::Set(templated(node)),
+            "set" => StepKind::Set(SetValue {
+                value: templated(node),
+                for_each: f
+                    .get("for_each")
+                    .and_then(|n| self.report.text(n, &format!("{whose}: for_each"))),
+            }),
             "log" => StepKind::Log(self.report.text(node, &what)?),
             "fail" => StepKind::Fail(self.report.text(node, &what)?),
             "approval" => StepKind::Approval(self.approval(node, &what)?),
@@ -608,7 +614,8 @@ fn with(f: &Fields<'_>) -> Templated {
 fn owners(field: &str) -> Option<&'static [&'static str]> {
     match field {
         "with" => Some(&["uses", "playbook"]),
-        "for_each" | "concurrency" | "retry" | "timeout" => Some(&["uses"]),
+        "for_each" => Some(&["uses", "set"]),
+        "concurrency" | "retry" | "timeout" => Some(&["uses"]),
         "cases" | "default" => Some(&["switch"]),
         _ => None,
     }

@@ -51,7 +51,7 @@ pub enum StepKind {
     /// `uses: plugin.action`
     Uses(Uses),
     /// Built-in: the rendered value is the step's output.
-    Set(Templated),
+    Set(SetValue),
     /// Built-in: logs the rendered message.
     Log(Text),
     /// Built-in: waits for people to approve or reject.
@@ -67,6 +67,15 @@ pub enum StepKind {
     /// Runs another playbook (by name, from the playbooks folder) with `with`
     /// as its input; the step's output is that run's output.
     Playbook(Call),
+}
+
+/// A `set` step: its value, rendered once, or once per `for_each` item
+/// (the output is then the list of the items' values, in order) — a row per
+/// indicator, say, joining what several steps found about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetValue {
+    pub value: Templated,
+    pub for_each: Option<Text>,
 }
 
 /// A call of a plugin's action.
@@ -212,7 +221,10 @@ impl Step {
                 texts.extend(uses.for_each.as_ref().map(|f| &f.items));
                 texts.extend(&uses.with.texts);
             }
-            StepKind::Set(value) => texts.extend(&value.texts),
+            StepKind::Set(set) => {
+                texts.extend(&set.for_each);
+                texts.extend(&set.value.texts);
+            }
             StepKind::Log(text) | StepKind::Fail(text) => texts.push(text),
             StepKind::Approval(spec) => texts.push(&spec.message),
             StepKind::Switch(switch) => texts.push(&switch.on),
@@ -227,6 +239,9 @@ impl Step {
         matches!(
             &self.kind,
             StepKind::Uses(Uses {
+                for_each: Some(_),
+                ..
+            }) | StepKind::Set(SetValue {
                 for_each: Some(_),
                 ..
             })

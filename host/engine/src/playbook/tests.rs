@@ -353,3 +353,24 @@ fn a_file_too_big_to_be_a_playbook_is_refused_unread() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `for_each` on a `set` step gives it `item` and `index`; on a `log` step
+/// it belongs to no kind, and without it `item` is unknown.
+#[test]
+fn a_set_step_may_run_per_item() {
+    let source = r#"name: rows
+steps:
+  - id: rows
+    for_each: "{{ [1, 2] }}"
+    set: { n: "{{ item }}", at: "{{ index }}" }
+  - id: note
+    for_each: "{{ [1] }}"
+    log: once
+  - id: single
+    set: "{{ item }}"
+"#;
+    insta::assert_snapshot!(errors(source), @r"
+    pb.yaml:7:5: step `note`: `for_each` belongs to a `uses` or `set` step
+    pb.yaml:10:10: step `single`: unknown variable `item` (use inputs.*, steps.*, or item/index in a for_each step)
+    ");
+}

@@ -91,9 +91,28 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             StepKind::Playbook(call) => return self.call_playbook(run_id, call, ctx, record).await,
             // Run by the block, never here.
             StepKind::Parallel(_) => return Ok(()),
-            StepKind::Set(value) => self
-                .templates
-                .render(&value.value, ctx, &self.budget(run_id)),
+            StepKind::Set(set) => match &set.for_each {
+                None => self
+                    .templates
+                    .render(&set.value.value, ctx, &self.budget(run_id)),
+                Some(items) => {
+                    let Some(items) = self.items(run_id, &items.text, ctx, record) else {
+                        return Ok(());
+                    };
+                    let mut item_ctx = ctx.clone();
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, item)| {
+                            item_ctx["item"] = item;
+                            item_ctx["index"] = Value::from(index);
+                            self.templates
+                                .render(&set.value.value, &item_ctx, &self.budget(run_id))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Value::Array)
+                }
+            },
             StepKind::Log(text) => self.render_text(run_id, text, ctx).map(|message| {
                 tracing::info!(step = %step.id, "{message}");
                 Value::String(message)
@@ -119,6 +138,40 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
             Err(e) => record.error = Some(template_error(e)),
         }
         Ok(())
+    }
+
+    /// The list a `for_each` renders, at most `[engine] max_items` long; on
+    /// an error, records it and gives nothing.
+    pub(super) fn items(
+        &self,
+        run_id: &str,
+        items: &str,
+        ctx: &Value,
+        record: &mut StepRecord,
+    ) -> Option<Vec<Value>> {
+        let items = match self.templates.render_str(items, ctx, &self.budget(run_id)) {
+            Ok(Value::Array(items)) => items,
+            Ok(Value::Null) => Vec::new(),
+            Ok(other) => {
+                record.error = Some(template_error(format!(
+                    "`for_each` must give a list, got {other}"
+                )));
+                return None;
+            }
+            Err(e) => {
+                record.error = Some(template_error(e));
+                return None;
+            }
+        };
+        if items.len() > self.max_items {
+            record.error = Some(template_error(format!(
+                "`for_each` gave {} items; a step may have at most {} ([engine] max_items)",
+                items.len(),
+                self.max_items
+            )));
+            return None;
+        }
+        Some(items)
     }
 
     fn render_text(&self, run_id: &str, text: &Text, ctx: &Value) -> Result<String, String> {

@@ -440,3 +440,14 @@ async fn a_playbook_that_fans_out_into_itself_is_stopped_by_the_run_budget() {
         refused.collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_set_step_per_item_gives_a_row_per_item() {
+    let source = "name: t\nsteps:\n  - id: rows\n    for_each: \"{{ ['a', 'b'] }}\"\n    set: { value: \"{{ item }}\", at: \"{{ index }}\" }\n  - id: none\n    for_each: \"{{ [] }}\"\n    set: \"{{ item }}\"\noutput: { rows: \"{{ steps.rows.output }}\", none: \"{{ steps.none.output }}\" }\n";
+    let (run, _) = run(source, &Scripted::new(vec![])).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(
+        run.output,
+        json!({ "rows": [{ "value": "a", "at": 0 }, { "value": "b", "at": 1 }], "none": [] })
+    );
+}

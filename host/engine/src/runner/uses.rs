@@ -109,28 +109,7 @@ impl<P: Plugins, S: RunStore> Runner<'_, P, S> {
         ctx: &Value,
         record: &mut StepRecord,
     ) -> Option<Vec<Value>> {
-        let items = match self.templates.render_str(items, ctx, &self.budget(run_id)) {
-            Ok(Value::Array(items)) => items,
-            Ok(Value::Null) => Vec::new(),
-            Ok(other) => {
-                record.error = Some(super::leaf::template_error(format!(
-                    "`for_each` must give a list, got {other}"
-                )));
-                return None;
-            }
-            Err(e) => {
-                record.error = Some(super::leaf::template_error(e));
-                return None;
-            }
-        };
-        if items.len() > self.max_items {
-            record.error = Some(super::leaf::template_error(format!(
-                "`for_each` gave {} items; a step may have at most {} ([engine] max_items)",
-                items.len(),
-                self.max_items
-            )));
-            return None;
-        }
+        let items = self.items(run_id, items, ctx, record)?;
         // One copy of the context for all items, not one per item.
         let mut item_ctx = ctx.clone();
         let mut inputs = Vec::with_capacity(items.len());
