@@ -258,7 +258,7 @@ async fn cape_detonates_a_url_and_reports_once_it_is_written() {
     .await;
     assert_eq!(
         held,
-        json!({ "task_id": 7, "available": true, "existing": true })
+        json!({ "target": aerie_tests::cape::EICAR_SHA256, "task_id": 7, "available": true, "existing": true })
     );
     let eicar = ok(&plugin, "report", json!({ "task_id": 7 })).await;
     assert_eq!(eicar["detections"], json!(["EICAR"]));
@@ -270,7 +270,7 @@ async fn cape_detonates_a_url_and_reports_once_it_is_written() {
     .await;
     assert_eq!(
         absent,
-        json!({ "task_id": null, "available": false, "existing": false })
+        json!({ "target": "d41d8cd98f00b204e9800998ecf8427e", "task_id": null, "available": false, "existing": false })
     );
     let (code, message, _) = refused(&plugin, "report", json!({ "task_id": 999 })).await;
     assert_eq!(code, ErrorCode::Upstream);

@@ -13,6 +13,7 @@ mod cases;
 mod cases_api;
 mod checkpoints;
 mod cli;
+mod enrichment;
 mod fasttext;
 mod harness;
 mod https;

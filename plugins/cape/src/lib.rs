@@ -47,6 +47,8 @@ pub struct SubmitInput {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Submitted {
+    /// The URL or hash submitted, as given.
+    pub target: String,
     /// The task to ask `report` about; none when CAPE holds no such sample.
     pub task_id: Option<u64>,
     /// A URL, or a sample CAPE holds: there is something to report on.
@@ -76,6 +78,7 @@ fn submit(input: SubmitInput) -> Result<Submitted, Error> {
                 .as_u64()
                 .ok_or_else(|| Error::upstream("CAPE's answer names no task id"))?;
             Ok(Submitted {
+                target: url,
                 task_id: Some(task),
                 available: true,
                 existing: false,
@@ -107,6 +110,7 @@ fn submit(input: SubmitInput) -> Result<Submitted, Error> {
                 .filter_map(|task| task["id"].as_u64())
                 .max();
             Ok(Submitted {
+                target: hash,
                 task_id: latest,
                 available: latest.is_some(),
                 existing: latest.is_some(),

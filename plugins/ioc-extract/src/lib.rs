@@ -62,6 +62,32 @@ pub struct Indicators {
 pub struct Observable {
     pub kind: &'static str,
     pub value: String,
+    /// An address of a private, loopback, link-local or shared (CGNAT)
+    /// network: one's own, not to be sent to outside services.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+}
+
+/// Whether `ip` belongs to a network that is nobody's on the internet.
+fn internal(ip: &str) -> bool {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+        Err(_) => false,
+    }
 }
 
 static REFANG: LazyLock<[(Regex, &str); 5]> = LazyLock::new(|| {
@@ -180,6 +206,7 @@ pub fn extract(text: &str) -> Indicators {
             values.iter().map(|value| Observable {
                 kind,
                 value: value.clone(),
+                internal: *kind == "ip" && internal(value),
             })
         })
         .collect();
@@ -236,6 +263,33 @@ mod tests {
         );
         assert_eq!(observables[5], "url:https://evil.example.com/a/b.exe?x=1");
         assert_eq!(observables.len(), 10);
+        let internal: Vec<&str> = found
+            .observables
+            .iter()
+            .filter(|o| o.internal)
+            .map(|o| o.value.as_str())
+            .collect();
+        assert_eq!(internal, ["10.0.0.5"]);
+    }
+
+    #[test]
+    fn ones_own_networks_are_internal() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+        ] {
+            assert!(internal(ip), "{ip}");
+        }
+        for ip in ["8.8.8.8", "185.220.101.1", "100.128.0.1", "2001:4860::8888"] {
+            assert!(!internal(ip), "{ip}");
+        }
     }
 
     #[test]

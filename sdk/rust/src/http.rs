@@ -99,22 +99,15 @@ impl Request {
             .body()
             .map_err(|()| Error::internal("request body taken twice"))?;
         let pending = outgoing_handler::handle(request, None).map_err(wire_error)?;
-        if !self.body.is_empty() {
-            let stream = outgoing
-                .write()
-                .map_err(|()| Error::internal("request body stream"))?;
-            for chunk in self.body.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| {
-                    Error::upstream(format!("sending the request body: {}", stream_error(e)))
-                })?;
-            }
-        }
-        OutgoingBody::finish(outgoing, None).map_err(wire_error)?;
+        // A server may answer before it has read the body (a 429 or a 401
+        // sent at once) and close: its answer is what the caller needs, so a
+        // body that could not be sent is reported only when none came.
+        let sent = write_body(outgoing, &self.body);
 
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(code))) => return Err(wire_error(code)),
+            Some(Ok(Err(code))) => return Err(sent.err().unwrap_or_else(|| wire_error(code))),
             Some(Err(())) | None => return Err(Error::internal("response polled twice")),
         };
         let status = response.status();
@@ -135,6 +128,20 @@ impl Request {
             body,
         })
     }
+}
+
+fn write_body(outgoing: OutgoingBody, body: &[u8]) -> Result<(), Error> {
+    if !body.is_empty() {
+        let stream = outgoing
+            .write()
+            .map_err(|()| Error::internal("request body stream"))?;
+        for chunk in body.chunks(4096) {
+            stream.blocking_write_and_flush(chunk).map_err(|e| {
+                Error::upstream(format!("sending the request body: {}", stream_error(e)))
+            })?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(wire_error)
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
