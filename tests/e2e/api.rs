@@ -244,7 +244,17 @@ async fn a_run_started_through_the_api_is_approved_by_an_allowed_user_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_no_config_the_shipped_playbooks_are_served() {
     let site = Site::new();
-    for plugin in ["ioc-extract", "virustotal", "fasttext", "keyword-match"] {
+    for plugin in [
+        "ioc-extract",
+        "virustotal",
+        "fasttext",
+        "keyword-match",
+        "jira",
+        "shodan",
+        "safebrowsing",
+        "rdap",
+        "cape",
+    ] {
         site.shipped(plugin);
     }
     let folder = site.path().join("playbooks");
@@ -258,8 +268,9 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
             names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
         }
     }
-    // Its classifier has no model and no rules until the site sets them.
-    names.retain(|n| n != "recategorise-email");
+    // Its classifier has no model and no rules until the site sets them; the
+    // enrichment service needs the site's Jira and CAPE.
+    names.retain(|n| n != "recategorise-email" && n != "enrichment-only");
     names.sort();
     assert!(!site.path().join("aerie.toml").exists());
     let served = Served::start_with(&site, &["--listen", "127.0.0.1:0"], &[]);
@@ -297,7 +308,17 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
         .collect();
     assert_eq!(
         listed,
-        ["fasttext", "ioc-extract", "keyword-match", "virustotal"]
+        [
+            "cape",
+            "fasttext",
+            "ioc-extract",
+            "jira",
+            "keyword-match",
+            "rdap",
+            "safebrowsing",
+            "shodan",
+            "virustotal"
+        ]
     );
     let ioc = get(served.addr, "/api/v1/plugins/ioc-extract", Some(&alice)).await;
     assert_eq!(ioc.status, 200, "{:?}", ioc.body);

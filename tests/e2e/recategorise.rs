@@ -9,7 +9,17 @@ use crate::harness::{Ran, Site, repo, run};
 
 fn site() -> Site {
     let site = Site::new();
-    for plugin in ["fasttext", "keyword-match", "ioc-extract", "virustotal"] {
+    for plugin in [
+        "fasttext",
+        "keyword-match",
+        "ioc-extract",
+        "virustotal",
+        "jira",
+        "shodan",
+        "safebrowsing",
+        "rdap",
+        "cape",
+    ] {
         site.shipped(plugin);
     }
     std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
@@ -38,6 +48,12 @@ settings = {{ rules = [
   {{ label = "Enrichment", keywords = ["hello there team"] }},
   {{ label = "Phishing", patterns = ['verify (your )?account'] }},
 ] }}
+
+# The enrichment service's Jira and CAPE (never called here).
+[plugins.jira]
+settings = {{ base_url = "https://jira.example", project = "SOC" }}
+[plugins.cape]
+settings = {{ base_url = "https://cape.example" }}
 
 [users.alice]
 [users.bob]
@@ -89,7 +105,7 @@ fn every_shipped_playbook_validates() {
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     assert_eq!(
         ran.stdout.lines().filter(|l| l.ends_with(": ok")).count(),
-        6,
+        7,
         "{}",
         ran.stdout
     );
