@@ -473,3 +473,46 @@ fn a_case_action_with_a_bad_input_fails_its_step_by_name() {
     assert_ne!(ran.code, 0);
     assert!(ran.stderr.contains("reopen"), "{}", ran.stderr);
 }
+
+#[test]
+fn cases_opened_without_an_assignee_follow_the_sites_rules() {
+    let site = Site::new();
+    site.config(
+        "[users.alice]\ngroups = [\"tier1\"]\n[users.bob]\ngroups = [\"tier1\"]\n[users.pat]\n\n\
+         [[cases.assign]]\ntype = \"Phishing\"\nto = \"pat\"\n\n[[cases.assign]]\nround_robin = \"tier1\"\n",
+    );
+    let open = |kind: &str| {
+        let opened = cases(
+            &site,
+            &["open", "--title", "x", "--type", kind, "--as", "pat"],
+        );
+        assert_eq!(opened.code, 0, "{}", opened.stderr);
+        let shown = json_of(&cases(&site, &["show", opened.stdout.trim(), "--json"]));
+        shown["assignee"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(open("Phishing"), "pat");
+    assert_eq!(
+        [open("Malware"), open("Malware"), open("Malware")],
+        ["alice", "bob", "alice"]
+    );
+
+    // A rule that cannot be followed stops the command, naming the rule.
+    site.config("[users.alice]\n[[cases.assign]]\nround_robin = \"nobody\"\n");
+    let refused = cases(&site, &["list"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("cases.assign[0]: group `nobody` has no members"),
+        "{}",
+        refused.stderr
+    );
+    site.config("[users.alice]\n[[cases.assign]]\nto = \"mallory\"\n");
+    let refused = cases(&site, &["list"]);
+    assert!(
+        refused.stderr.contains("cases.assign[0].to")
+            && refused.stderr.contains("`mallory` is not a user"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -52,7 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let code = command(&ctx, cli.command).await;
     if writes && ctx.config.audit.checkpointing().is_some() {
-        let store = aerie_store::Store::open(&ctx.config.store_url()).await?;
+        let store = ctx.store().await?;
         audit::checkpoint(&ctx, &store, false).await?;
     }
     code

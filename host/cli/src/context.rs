@@ -34,6 +34,11 @@ impl Context {
         })
     }
 
+    /// The site's store (see [`open_store`]).
+    pub async fn store(&self) -> anyhow::Result<aerie_store::Store> {
+        open_store(&self.config).await
+    }
+
     /// The installed plugins, with the runtime that runs them.
     pub fn registry(&self) -> anyhow::Result<&Registry> {
         if let Some(registry) = self.registry.get() {
@@ -42,6 +47,37 @@ impl Context {
         let registry = open_registry(&self.config)?;
         Ok(self.registry.get_or_init(|| registry))
     }
+}
+
+/// The site's store, assigning new cases by its `[[cases.assign]]` rules.
+pub async fn open_store(config: &Config) -> anyhow::Result<aerie_store::Store> {
+    let assignment = assignment(config)?;
+    Ok(aerie_store::Store::open(&config.store_url())
+        .await?
+        .with_assignment(assignment))
+}
+
+/// The `[[cases.assign]]` rules, checked (hours, time zones, groups with
+/// members).
+pub fn assignment(config: &Config) -> anyhow::Result<aerie_engine::Assignment> {
+    let specs: Vec<aerie_engine::RuleSpec<'_>> = config
+        .cases
+        .assign
+        .iter()
+        .map(|rule| aerie_engine::RuleSpec {
+            kind: rule.kind.as_deref(),
+            hours: rule.hours.as_deref(),
+            tz: rule.tz.as_deref(),
+            to: rule.to.as_deref(),
+            round_robin: rule.round_robin.as_deref(),
+            members: rule
+                .round_robin
+                .as_deref()
+                .map(|group| config.members(group))
+                .unwrap_or_default(),
+        })
+        .collect();
+    aerie_engine::Assignment::new(&specs).map_err(|e| anyhow::anyhow!("aerie.toml: {e}"))
 }
 
 /// A runtime and the plugins folder of `config`.

@@ -12,6 +12,7 @@
 //! - [`Templates`]: one templating language (minijinja) everywhere.
 
 mod approval;
+mod assign;
 mod playbook;
 mod plugins;
 mod run;
@@ -21,6 +22,7 @@ mod template;
 
 pub use aerie_contract::{ErrorCode, LogLine, RequestRecord, epoch_ms, now, rfc3339};
 pub use approval::{Decider, Outcome, tally};
+pub use assign::{Assignment, Pick, RuleSpec};
 pub use playbook::{
     ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,
     LabelSource, Missed, OnError, OnTimeout, Overlap, Parsed, Playbook, PlaybookError,

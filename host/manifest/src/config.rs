@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cases::CasesConfig;
 use crate::error::{self, Error};
 use crate::manifest::validate_name;
 use crate::origin::OriginPattern;
@@ -50,6 +51,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[webhooks.NAME]`, served at `POST /hooks/NAME`.
     pub webhooks: BTreeMap<String, WebhookConfig>,
+    /// `[cases]`: assignment rules.
+    pub cases: CasesConfig,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             users: BTreeMap::new(),
             server: ServerConfig::default(),
             webhooks: BTreeMap::new(),
+            cases: CasesConfig::default(),
         }
     }
 }
@@ -304,6 +308,15 @@ impl Config {
             aerie_contract::check_webhook_name(name)
                 .map_err(|m| Error::invalid(path, format!("webhooks.{name}"), m))?;
         }
+        for (index, rule) in self.cases.assign.iter().enumerate() {
+            if let Some(user) = rule.to.as_ref().filter(|u| !self.users.contains_key(*u)) {
+                return Err(Error::invalid(
+                    path,
+                    format!("cases.assign[{index}].to"),
+                    format!("`{user}` is not a user in [users]"),
+                ));
+            }
+        }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
             for origin in &grant.allow {
@@ -325,6 +338,15 @@ impl Config {
                 .validate(path, &format!("plugins.{name}.limits"))?;
         }
         Ok(())
+    }
+
+    /// The members of `group` in `[users]`, by name.
+    pub fn members(&self, group: &str) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|(_, user)| user.groups.iter().any(|g| g == group))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The database URL, defaulting to SQLite under the data folder.

@@ -7,12 +7,14 @@
 //! only when its holder (the runtime's broker, the server) asks
 //! [`SecretSource::read`], never while parsing.
 
+mod cases;
 mod config;
 mod error;
 mod manifest;
 mod origin;
 mod server;
 
+pub use cases::{AssignRule, CasesConfig};
 pub use config::{
     AuditConfig, Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits,
     StoreConfig, UserConfig,

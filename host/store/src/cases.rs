@@ -234,14 +234,16 @@ impl Store {
             check(case, dedupe.as_ref())?;
         }
         let shared = Arc::new((change, by.to_owned(), origin.map(str::to_owned)));
+        let assignment = self.assignment.clone();
         let outcome = Arc::new(Mutex::new(None));
         let out = outcome.clone();
         self.writer
             .submit(Box::new(move |conn, head| {
-                let (shared, out) = (shared.clone(), out.clone());
+                let (shared, out, assignment) = (shared.clone(), out.clone(), assignment.clone());
                 Box::pin(async move {
                     let (change, by, origin) = &*shared;
-                    let output = write::once(conn, head, change, by, origin.as_deref()).await?;
+                    let output =
+                        write::once(conn, head, change, by, origin.as_deref(), &assignment).await?;
                     *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(output);
                     Ok(())
                 })

@@ -75,6 +75,8 @@ pub struct Store {
     /// When a claim last looked for runs whose lease expired and found none
     /// (epoch ms; see `claim`).
     quiet: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Who a case opened without an assignee goes to.
+    assignment: std::sync::Arc<aerie_engine::Assignment>,
 }
 
 /// A run as listed.
@@ -157,7 +159,15 @@ impl Store {
             pool,
             backend,
             quiet: Default::default(),
+            assignment: Default::default(),
         })
+    }
+
+    /// The store, assigning the cases opened through it by `assignment`
+    /// (the site's `[[cases.assign]]` rules).
+    pub fn with_assignment(mut self, assignment: aerie_engine::Assignment) -> Store {
+        self.assignment = std::sync::Arc::new(assignment);
+        self
     }
 }
 

@@ -12,7 +12,7 @@ use crate::cli::{AuditCommand, ExportFormat, RunsCommand};
 use crate::context::Context;
 
 pub async fn runs(ctx: &Context, command: RunsCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     match command {
         RunsCommand::List { limit, json } => {
             let runs = store.runs(limit).await?;
@@ -53,7 +53,7 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<ExitC
     if let AuditCommand::Keygen { out } = &command {
         return keygen(out);
     }
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     match command {
         AuditCommand::Verify => verify(ctx, &store).await,
         AuditCommand::Checkpoint => {

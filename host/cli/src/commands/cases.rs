@@ -4,14 +4,14 @@
 
 use std::process::ExitCode;
 
-use aerie_store::{CaseChange, CaseFilter, CaseUpdate, NewCase, Observable, Store};
+use aerie_store::{CaseChange, CaseFilter, CaseUpdate, NewCase, Observable};
 use serde_json::Value;
 
 use crate::cli::CasesCommand;
 use crate::context::Context;
 
 pub async fn run(ctx: &Context, command: CasesCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     match command {
         CasesCommand::List {
             status,

@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
             if label.is_empty() || label.contains(char::is_whitespace) {
                 anyhow::bail!("`{label}` is not a label: one word, such as Phishing");
             }
-            let store = Store::open(&ctx.config.store_url()).await?;
+            let store = ctx.store().await?;
             if !new
                 && let Some((playbook, known)) = known_labels(ctx, &store, &run_id).await?
                 && !known.contains(label)
@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context, command: ClassifyCommand) -> anyhow::Result<Exit
                 eprintln!("aerie: --month `{month}` is not YYYY-MM, such as 2026-11");
                 return Ok(ExitCode::from(2));
             }
-            let store = Store::open(&ctx.config.store_url()).await?;
+            let store = ctx.store().await?;
             let report = Report::of(
                 &month,
                 &playbook,

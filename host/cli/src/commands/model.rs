@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aerie_fasttext::{Loss, Model, TrainArgs as Params, train};
-use aerie_store::Store;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -20,7 +19,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> anyhow::Result<ExitCod
         None => String::new(),
     };
     if args.from_corrections {
-        let store = Store::open(&ctx.config.store_url()).await?;
+        let store = ctx.store().await?;
         let reviewed = store.reviewed(&args.playbook).await?;
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');

@@ -197,7 +197,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{} is not a valid playbook", path.display());
         }
     };
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     let plugins = RuntimePlugins {
         registry: ctx.registry()?,
         store: &store,
@@ -280,7 +280,7 @@ pub async fn resume(
 }
 
 pub async fn approvals(ctx: &Context, command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     let (decision, approve) = match command {
         ApprovalsCommand::List { json } => {
             let pending = store.pending_approvals().await?;

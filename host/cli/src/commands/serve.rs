@@ -64,7 +64,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<
             if problems.len() == 1 { "" } else { "s" }
         );
     }
-    let store: &'static Store = Box::leak(Box::new(Store::open(&config.store_url()).await?));
+    let store: &'static Store = Box::leak(Box::new(crate::context::open_store(config).await?));
     let plugins: &'static RuntimePlugins<'static> =
         Box::leak(Box::new(RuntimePlugins { registry, store }));
     let dir = config.playbooks_dir.clone();

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use aerie_store::Store;
-
 use crate::cli::TokenCommand;
 use crate::context::Context;
 
@@ -20,7 +18,7 @@ pub async fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<ExitCod
     let expires_ms = expires.map(|d| {
         aerie_engine::epoch_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     });
-    let store = Store::open(&ctx.config.store_url()).await?;
+    let store = ctx.store().await?;
     let (info, token) = store.create_token(&user, expires_ms).await?;
     let until = match expires {
         Some(d) => format!(", valid for {}", humantime::format_duration(d)),

@@ -5,8 +5,8 @@ use aerie_engine::rfc3339;
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::write::{comment, insert, link, subject};
-use super::{Created, Dedupe, NewCase, Strategy, WindowFrom, similar};
+use super::write::{Opening, comment, insert, link, subject};
+use super::{Created, Dedupe, Strategy, WindowFrom, similar};
 use crate::audit::{self, Head};
 use crate::error::{Doing as _, Result};
 
@@ -27,13 +27,12 @@ impl Created {
 pub(super) async fn decide(
     conn: &mut AnyConnection,
     head: &mut Head,
-    case: &NewCase,
+    opening: &Opening<'_>,
     dedupe: Option<&Dedupe>,
-    by: &str,
-    now_ms: i64,
 ) -> Result<Created> {
+    let (by, now_ms) = (opening.by, opening.now_ms);
     let Some(dedupe) = dedupe else {
-        let id = insert(conn, head, case, None, by).await?;
+        let id = insert(conn, head, opening, None).await?;
         return Ok(Created::new(id));
     };
     // The chain's lock before the key is read: on PostgreSQL another
@@ -54,7 +53,7 @@ pub(super) async fn decide(
     });
     let Some((original, _, _)) = repeats else {
         // New, or the window (the gap) passed: this case is the key's now.
-        let id = insert(conn, head, case, None, by).await?;
+        let id = insert(conn, head, opening, None).await?;
         sqlx::query(
             "INSERT INTO case_keys (key, case_id, first_ms, last_ms, repeats) VALUES ($1, $2, $3, $3, 0)
              ON CONFLICT (key) DO UPDATE SET case_id = excluded.case_id, first_ms = excluded.first_ms,
@@ -103,17 +102,17 @@ pub(super) async fn decide(
             Ok(folded(original.clone(), false))
         }
         Strategy::Child => {
-            let id = insert(conn, head, case, Some(&original), by).await?;
+            let id = insert(conn, head, opening, Some(&original)).await?;
             Ok(folded(id, true))
         }
         Strategy::Link => {
-            let id = insert(conn, head, case, None, by).await?;
+            let id = insert(conn, head, opening, None).await?;
             let reason = format!("dedupe key `{}`", dedupe.key);
             link(conn, head, &id, &original, "duplicate", Some(&reason), by).await?;
             Ok(folded(id, true))
         }
         Strategy::NewAndNote => {
-            let id = insert(conn, head, case, None, by).await?;
+            let id = insert(conn, head, opening, None).await?;
             let reason = format!("dedupe key `{}`", dedupe.key);
             link(
                 conn,
@@ -135,7 +134,7 @@ pub(super) async fn decide(
             Ok(folded(id, true))
         }
         Strategy::Suggest => {
-            let id = insert(conn, head, case, None, by).await?;
+            let id = insert(conn, head, opening, None).await?;
             let similar = similar::attach(conn, head, &id, by).await?;
             Ok(Created {
                 similar,

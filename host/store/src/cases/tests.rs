@@ -526,3 +526,88 @@ async fn tasks_updates_and_a_replayed_step_change_the_case_once() {
         .unwrap_err();
     assert!(e.to_string().contains("is closed"), "{e}");
 }
+
+#[tokio::test]
+async fn new_cases_are_assigned_by_the_first_matching_rule_and_turns_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = || {
+        aerie_engine::Assignment::new(&[
+            aerie_engine::RuleSpec {
+                kind: Some("Phishing"),
+                to: Some("pat"),
+                ..Default::default()
+            },
+            aerie_engine::RuleSpec {
+                hours: Some("00:00-12:00"),
+                round_robin: Some("day"),
+                members: vec!["bob".to_owned(), "alice".to_owned()],
+                ..Default::default()
+            },
+        ])
+        .unwrap()
+    };
+    // Two servers on one store take turns together.
+    let (a, b) = (
+        store(&dir, "one.db").await.with_assignment(rules()),
+        store(&dir, "one.db").await.with_assignment(rules()),
+    );
+    let open = |store: &Store, case: NewCase, dedupe: Option<Dedupe>, at: i64| {
+        let store = store.clone();
+        async move {
+            let created = store.create_case(case, dedupe, "run-1", at).await.unwrap();
+            let case = store.case(&created.id).await.unwrap().unwrap();
+            case["assignee"].as_str().map(str::to_owned)
+        }
+    };
+    let morning = T0 + 9 * 60 * MINUTE;
+    let mut turns = Vec::new();
+    for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+        turns.push(
+            open(
+                store,
+                alert(&format!("scan {i}"), "10.0.0.9"),
+                None,
+                morning,
+            )
+            .await,
+        );
+    }
+    assert_eq!(
+        turns,
+        [Some("alice"), Some("bob"), Some("alice"), Some("bob")].map(|u| u.map(str::to_owned))
+    );
+
+    // A repeat folded into its case opens nothing and takes no turn.
+    let key = || dedupe("10.0.0.9|scan", Strategy::Drop, WindowFrom::First);
+    open(&a, alert("scan", "10.0.0.9"), key(), morning).await;
+    let dropped = a
+        .create_case(alert("scan", "10.0.0.9"), key(), "run-2", morning + MINUTE)
+        .await
+        .unwrap();
+    assert!(!dropped.created);
+    assert_eq!(
+        open(&b, alert("next", "10.0.0.9"), None, morning)
+            .await
+            .as_deref(),
+        Some("bob")
+    );
+
+    // By type first; out of hours no rule matches; an assignee given is kept.
+    let phish = NewCase {
+        kind: "phishing".to_owned(),
+        ..alert("lure", "10.0.0.7")
+    };
+    assert_eq!(open(&a, phish, None, morning).await.as_deref(), Some("pat"));
+    assert_eq!(
+        open(&a, alert("late", "10.0.0.8"), None, T0 + 20 * 60 * MINUTE).await,
+        None
+    );
+    let given = NewCase {
+        assignee: Some("carol".to_owned()),
+        ..alert("mine", "10.0.0.6")
+    };
+    assert_eq!(
+        open(&b, given, None, morning).await.as_deref(),
+        Some("carol")
+    );
+}

@@ -5,6 +5,8 @@ use aerie_engine::now;
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
 
+use aerie_engine::{Assignment, Pick};
+
 use super::{CaseChange, CaseError, CaseUpdate, NewCase, Observable, decide};
 use crate::audit::{self, Head};
 use crate::error::{Doing as _, Result};
@@ -16,6 +18,7 @@ pub(super) async fn once(
     change: &CaseChange,
     by: &str,
     origin: Option<&str>,
+    assignment: &Assignment,
 ) -> Result<Value> {
     if let Some(origin) = origin {
         let made: Option<String> =
@@ -28,7 +31,7 @@ pub(super) async fn once(
             return Ok(serde_json::from_str(&output)?);
         }
     }
-    let output = apply(conn, head, change, by).await?;
+    let output = apply(conn, head, change, by, assignment).await?;
     if let Some(origin) = origin {
         sqlx::query("INSERT INTO case_calls (origin, output) VALUES ($1, $2)")
             .bind(origin)
@@ -45,6 +48,7 @@ async fn apply(
     head: &mut Head,
     change: &CaseChange,
     by: &str,
+    assignment: &Assignment,
 ) -> Result<Value> {
     match change {
         CaseChange::Create {
@@ -52,7 +56,13 @@ async fn apply(
             dedupe,
             now_ms,
         } => {
-            let created = decide::decide(conn, head, case, dedupe.as_ref(), by, *now_ms).await?;
+            let opening = Opening {
+                case,
+                by,
+                assignment,
+                now_ms: *now_ms,
+            };
+            let created = decide::decide(conn, head, &opening, dedupe.as_ref()).await?;
             Ok(serde_json::to_value(created)?)
         }
         CaseChange::Update { id, update } => {
@@ -155,15 +165,57 @@ async fn open(conn: &mut AnyConnection, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A case being opened: what, by whom, when, under which assignment rules.
+pub(super) struct Opening<'a> {
+    pub case: &'a NewCase,
+    pub by: &'a str,
+    pub assignment: &'a Assignment,
+    pub now_ms: i64,
+}
+
+/// Who a new case goes to, and by which rule: the assignee it was opened
+/// with, else the first assignment rule that matches (a group's member whose
+/// turn it is, the turn taken in this transaction).
+async fn assignee(
+    conn: &mut AnyConnection,
+    opening: &Opening<'_>,
+) -> Result<(Option<String>, Option<String>)> {
+    if let Some(given) = &opening.case.assignee {
+        return Ok((Some(given.clone()), None));
+    }
+    match opening.assignment.pick(&opening.case.kind, opening.now_ms) {
+        None => Ok((None, None)),
+        Some(Pick::User(user)) => Ok((Some(user.to_owned()), Some("assignment rule".to_owned()))),
+        Some(Pick::Turn { key, members }) => {
+            let taken: i64 = sqlx::query_scalar(
+                "INSERT INTO assign_turns (rule, taken) VALUES ($1, 1)
+                 ON CONFLICT (rule) DO UPDATE SET taken = assign_turns.taken + 1
+                 RETURNING taken",
+            )
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await
+            .doing("taking the next turn of the assignment rule")?;
+            let member = &members[(taken - 1).rem_euclid(members.len() as i64) as usize];
+            let group = key.split_once(':').map_or(key.as_str(), |(_, g)| g);
+            Ok((
+                Some(member.clone()),
+                Some(format!("round robin over {group}")),
+            ))
+        }
+    }
+}
+
 /// Writes a new case (a child of `parent`, sharing its observables) and
 /// returns its id.
 pub(super) async fn insert(
     conn: &mut AnyConnection,
     head: &mut Head,
-    case: &NewCase,
+    opening: &Opening<'_>,
     parent: Option<&str>,
-    by: &str,
 ) -> Result<String> {
+    let (case, by) = (opening.case, opening.by);
+    let (assignee, assigned_by) = assignee(conn, opening).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let at = now();
     let severity = if case.severity.is_empty() {
@@ -180,7 +232,7 @@ pub(super) async fn insert(
     .bind(&case.title)
     .bind(&case.kind)
     .bind(severity)
-    .bind(&case.assignee)
+    .bind(&assignee)
     .bind(serde_json::to_string(&case.tags)?)
     .bind(&case.description)
     .bind(&at)
@@ -214,7 +266,8 @@ pub(super) async fn insert(
         "title": case.title,
         "type": case.kind,
         "severity": severity,
-        "assignee": case.assignee,
+        "assignee": assignee,
+        "assigned_by": assigned_by,
         "run": case.run_id,
         "parent": parent,
         "observables": observables,
