@@ -480,7 +480,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`, `server`, `webhooks`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`, `server`, `webhooks`, `cases`"
         );
     }
 }
