@@ -15,6 +15,7 @@ mod checkpoints;
 mod cli;
 mod enrichment;
 mod fasttext;
+mod folding;
 mod harness;
 mod https;
 mod intel;

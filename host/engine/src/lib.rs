@@ -27,7 +27,7 @@ pub use playbook::{
     ApprovalSpec, Call, Catalog, ClassificationSpec, Classified, ForEach, InputSpec, InputType,
     LabelSource, Missed, OnError, OnTimeout, Overlap, Parsed, Playbook, PlaybookError,
     PlaybookErrors, Retry, Schedule, SetValue, Step, StepKind, Switch, Templated, Text, Timetable,
-    Trigger, Uses,
+    Trigger, TriggerDedupe, Uses, WindowFrom, key_names_nothing,
 };
 pub use plugins::{CallSite, PluginCall, Plugins};
 pub use run::{

@@ -25,7 +25,9 @@ pub use step::{
     ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, SetValue, Step, StepKind, Switch,
     Templated, Text, Uses,
 };
-pub use trigger::{Missed, Overlap, Schedule, Timetable, Trigger};
+pub use trigger::{
+    Missed, Overlap, Schedule, Timetable, Trigger, TriggerDedupe, WindowFrom, key_names_nothing,
+};
 pub use validate::Catalog;
 
 #[derive(Debug, Clone)]

@@ -10,9 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aerie_engine::{Playbook, RunStatus, epoch_ms, new_run};
+use aerie_engine::{
+    Playbook, RunBudget, RunStatus, Templates, Trigger, TriggerDedupe, epoch_ms, new_run,
+};
 use aerie_manifest::{Rate, WebhookConfig};
-use aerie_store::{Enqueued, Guard};
+use aerie_store::{Enqueued, Fold, Guard};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +23,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt as _;
 use ipnet::IpNet;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::ApiError;
 use crate::{Server, peer};
@@ -37,6 +40,8 @@ pub struct Webhook {
     playbook: Arc<Playbook>,
     /// Request headers the trigger passes on, lowercase.
     headers: Vec<String>,
+    /// The trigger's `dedupe` block, and the templates its key renders with.
+    dedupe: Option<(TriggerDedupe, Templates)>,
     pub health: Health,
 }
 
@@ -60,6 +65,13 @@ impl Webhook {
                     .to_owned(),
             );
         }
+        let dedupe = match &playbook.trigger {
+            Some(Trigger::Webhook {
+                dedupe: Some(dedupe),
+                ..
+            }) => Some((dedupe.clone(), Templates::new())),
+            _ => None,
+        };
         Ok(Webhook {
             name: name.to_owned(),
             auth,
@@ -68,6 +80,7 @@ impl Webhook {
             limiter: config.rate.map(limiter),
             playbook,
             headers,
+            dedupe,
             health: Health::default(),
         })
     }
@@ -75,6 +88,31 @@ impl Webhook {
     pub fn playbook(&self) -> &Playbook {
         &self.playbook
     }
+}
+
+/// The trigger's dedupe key for one request's `input`; a key that renders
+/// empty names nothing and is refused.
+fn fold_key(
+    dedupe: &TriggerDedupe,
+    templates: &Templates,
+    input: &Value,
+) -> Result<String, String> {
+    let ctx = json!({ "inputs": input });
+    let key = templates
+        .render_str(&dedupe.key.text, &ctx, &RunBudget::default())
+        .map_err(|e| format!("the trigger's dedupe key: {e}"))?;
+    let key = match key {
+        Value::String(text) => text,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    if aerie_engine::key_names_nothing(&key) {
+        return Err(format!(
+            "the trigger's dedupe key `{}` rendered `{key}` for this body, which names nothing: the fields it reads are missing",
+            dedupe.key.text
+        ));
+    }
+    Ok(key)
 }
 
 fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
@@ -173,7 +211,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         ("Idempotency-Key" = Option<String>, Header, description = "a repeat within a day answers the first runs")),
     request_body(content = Value, content_type = "application/json"),
     responses(
-        (status = 202, description = "`{\"run\": ID}` or `{\"runs\": [...]}`, once stored", body = Value),
+        (status = 202, description = "`{\"run\": ID}` or `{\"runs\": [...]}`, once stored (NDJSON lines folded into earlier runs listed as `folded`)", body = Value),
+        (status = 200, description = "folded: the body repeated the trigger's dedupe key within its window; `{\"run\": ID, \"folded\": true}` names the run the key started, and nothing new runs", body = Value),
         (status = 400, description = "a body that does not parse or fit the inputs", body = crate::openapi::ErrorBody),
         (status = 401, description = "a missing or wrong credential", body = crate::openapi::ErrorBody),
         (status = 403, description = "an address outside `allow_from`", body = crate::openapi::ErrorBody),
@@ -309,7 +348,12 @@ async fn accept(
         .map_err(ApiError::unauthorized)?;
     let key = idempotency_key(headers)?;
     let mut runs = Vec::new();
+    let mut fold = Vec::new();
     for (n, body) in bodies(shape, &bytes)?.into_iter().enumerate() {
+        let line = match shape {
+            Shape::Lines => format!("line {}: ", n + 1),
+            Shape::Json => String::new(),
+        };
         let mut input = json!({ "body": body });
         if !hook.headers.is_empty() {
             input["headers"] = hook
@@ -322,19 +366,25 @@ async fn accept(
                 .collect::<serde_json::Map<_, _>>()
                 .into();
         }
-        let run = new_run(&hook.playbook, &input, RunStatus::Queued).map_err(|e| {
-            let line = match shape {
-                Shape::Lines => format!("line {}: ", n + 1),
-                Shape::Json => String::new(),
-            };
-            ApiError::bad_request(format!("{line}{e}; nothing was queued"))
-        })?;
+        let run = new_run(&hook.playbook, &input, RunStatus::Queued)
+            .map_err(|e| ApiError::bad_request(format!("{line}{e}; nothing was queued")))?;
+        if let Some((dedupe, templates)) = &hook.dedupe {
+            let key = fold_key(dedupe, templates, &input)
+                .map_err(|e| ApiError::bad_request(format!("{line}{e}; nothing was queued")))?;
+            fold.push(Some(Fold {
+                key,
+                window_ms: i64::try_from(dedupe.window.as_millis()).unwrap_or(i64::MAX),
+                from: dedupe.from,
+                digest: hex::encode(Sha256::digest(input["body"].to_string())),
+            }));
+        }
         runs.push(run);
     }
     server.backlog.admit(&server.store, runs.len()).await?;
     let guard = Guard {
         idempotency_key: key,
         replay: passed.replay,
+        fold,
     };
     let count = runs.len();
     let enqueued = server
@@ -347,27 +397,41 @@ async fn accept(
         )
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let (ids, repeated) = match enqueued {
-        Enqueued::Queued(ids) => {
-            server.backlog.queued(count).await;
-            for _ in 0..count {
+    let (ids, folded, repeated) = match enqueued {
+        Enqueued::Queued { ids, folded } => {
+            let queued = count - folded.len();
+            server.backlog.queued(queued).await;
+            for _ in 0..queued {
                 server.wake.notify_one();
             }
-            tracing::info!(webhook = %hook.name, runs = count, "queued");
-            (ids, false)
+            if !folded.is_empty() {
+                metrics::counter!("aerie_trigger_folds_total", "trigger" => format!("webhook:{}", hook.name))
+                    .increment(folded.len() as u64);
+            }
+            tracing::info!(webhook = %hook.name, runs = queued, folded = folded.len(), "queued");
+            (ids, folded, false)
         }
-        Enqueued::Repeated(ids) => (ids, true),
+        Enqueued::Repeated(ids) => (ids, Vec::new(), true),
         Enqueued::Replayed => {
             return Err(ApiError::unauthorized(
                 "this signature was accepted before: a replayed request is refused",
             ));
         }
     };
-    let body = match (shape, ids.as_slice()) {
-        (Shape::Json, [id]) => json!({ "run": id }),
-        _ => json!({ "runs": ids }),
+    // A request folded whole started nothing: 200, naming the run its key
+    // started. Lines of NDJSON folded are listed by position.
+    let (status, body) = match (shape, ids.as_slice()) {
+        (Shape::Json, [id]) if !folded.is_empty() => {
+            (StatusCode::OK, json!({ "run": id, "folded": true }))
+        }
+        (Shape::Json, [id]) => (StatusCode::ACCEPTED, json!({ "run": id })),
+        _ if folded.is_empty() => (StatusCode::ACCEPTED, json!({ "runs": ids })),
+        _ => (
+            StatusCode::ACCEPTED,
+            json!({ "runs": ids, "folded": folded }),
+        ),
     };
-    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    let mut response = (status, axum::Json(body)).into_response();
     if repeated {
         response
             .headers_mut()

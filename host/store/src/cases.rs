@@ -51,15 +51,7 @@ pub struct NewCase {
     pub run_id: Option<String>,
 }
 
-/// Where a de-duplication window is measured from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowFrom {
-    /// A repeat within the window of the key's first sighting folds.
-    First,
-    /// A sliding gap: each repeat extends the window, and a gap longer than
-    /// it starts a new case.
-    Last,
-}
+pub use aerie_engine::WindowFrom;
 
 /// What a repeat does, from the most aggressive to the most passive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +188,7 @@ pub enum CaseError {
     #[error("case `{0}` is closed")]
     Closed(String),
     #[error(
-        "the dedupe key rendered empty: a key must name what makes two alerts the same (`{{{{ inputs.body.src_ip }}}}`, say)"
+        "the dedupe key rendered empty (or only separators): a key must name what makes two alerts the same (`{{{{ inputs.body.src_ip }}}}`, say), and the fields it reads were missing"
     )]
     EmptyKey,
     #[error(
@@ -319,7 +311,7 @@ fn check(case: &NewCase, dedupe: Option<&Dedupe>) -> Result<(), CaseError> {
         return Err(CaseError::Missing("type"));
     }
     check_kinds(&case.observables)?;
-    if dedupe.is_some_and(|d| d.key.trim().is_empty()) {
+    if dedupe.is_some_and(|d| aerie_engine::key_names_nothing(&d.key)) {
         return Err(CaseError::EmptyKey);
     }
     Ok(())

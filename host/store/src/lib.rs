@@ -39,7 +39,7 @@ pub use audit::{AuditEntry, Verification};
 pub use checkpoint::Checkpoint;
 pub use classify::{Classification, CorrectionError};
 pub use error::{Result, StoreError};
-pub use queue::{Enqueued, Guard, Replay};
+pub use queue::{Enqueued, Fold, Guard, Replay};
 pub use schedules::Tick;
 pub use tokens::TokenInfo;
 

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use aerie_engine::{RunRecord, RunStatus, epoch_ms};
+use aerie_engine::{RunRecord, RunStatus, WindowFrom, epoch_ms};
 use serde_json::json;
 
 use crate::error::{Doing as _, Result};
@@ -21,6 +21,20 @@ pub struct Guard {
     /// A signed request's signature (its digest) and until when it may not
     /// be accepted again.
     pub replay: Option<Replay>,
+    /// Per run, in order, the key that folds it into the run an earlier
+    /// request started; empty when the trigger folds nothing.
+    pub fold: Vec<Option<Fold>>,
+}
+
+/// A trigger's dedupe key for one run: a repeat of `key` within the window
+/// starts no run and is recorded on the run the key started.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    pub key: String,
+    pub window_ms: i64,
+    pub from: WindowFrom,
+    /// The repeat's body, hashed (SHA-256), for its record.
+    pub digest: String,
 }
 
 #[derive(Debug, Clone)]
@@ -32,8 +46,13 @@ pub struct Replay {
 /// What [`Store::enqueue`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
-    /// The runs are stored.
-    Queued(Vec<String>),
+    /// The runs are stored: each request's run, in order; those at the
+    /// `folded` positions repeated a dedupe key and are the runs the key
+    /// started, not new ones.
+    Queued {
+        ids: Vec<String>,
+        folded: Vec<usize>,
+    },
     /// The idempotency key was seen within a day: the runs its first request
     /// queued, and nothing new.
     Repeated(Vec<String>),
@@ -65,6 +84,77 @@ pub(crate) async fn queue_run(
     .doing("queueing the run")?;
     let body = json!({ "playbook": run.playbook, "input": run.input, "trigger": trigger });
     audit::append(conn, head, &run.id, "run.queued", &body).await
+}
+
+/// The run `fold`'s key started, if this is a repeat within its window;
+/// the repeat is counted, extends a sliding window, and is recorded on that
+/// run's audit trail.
+async fn repeated(
+    conn: &mut sqlx::AnyConnection,
+    head: &mut audit::Head,
+    trigger: &str,
+    fold: &Fold,
+    now: i64,
+) -> Result<Option<String>> {
+    let seen: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT run_id, first_ms, last_ms FROM trigger_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(trigger)
+    .bind(&fold.key)
+    .fetch_optional(&mut *conn)
+    .await
+    .doing("looking up the trigger's dedupe key")?;
+    let Some((run, first, last)) = seen else {
+        return Ok(None);
+    };
+    let since = match fold.from {
+        WindowFrom::First => first,
+        WindowFrom::Last => last,
+    };
+    if now.saturating_sub(since) > fold.window_ms {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE trigger_keys SET last_ms = $1, repeats = repeats + 1 WHERE scope = $2 AND key = $3",
+    )
+    .bind(now)
+    .bind(trigger)
+    .bind(&fold.key)
+    .execute(&mut *conn)
+    .await
+    .doing("counting the repeat")?;
+    let body = json!({
+        "trigger": trigger,
+        "key": fold.key,
+        "at": aerie_engine::rfc3339(now),
+        "body_sha256": fold.digest,
+    });
+    audit::append(conn, head, &run, "run.repeated", &body).await?;
+    Ok(Some(run))
+}
+
+/// Records that `run` is the one `fold`'s key started (a new key, or one
+/// whose window had passed).
+async fn started(
+    conn: &mut sqlx::AnyConnection,
+    trigger: &str,
+    fold: &Fold,
+    run: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO trigger_keys (scope, key, run_id, first_ms, last_ms, repeats) VALUES ($1, $2, $3, $4, $4, 0)
+         ON CONFLICT (scope, key) DO UPDATE SET run_id = excluded.run_id, first_ms = excluded.first_ms,
+            last_ms = excluded.last_ms, repeats = 0",
+    )
+    .bind(trigger)
+    .bind(&fold.key)
+    .bind(run)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .doing("recording the trigger's dedupe key")?;
+    Ok(())
 }
 
 impl Store {
@@ -130,15 +220,37 @@ impl Store {
                         .await
                         .doing("recording the idempotency key")?;
                     }
-                    for run in runs {
-                        queue_run(conn, head, run, definition, trigger).await?;
+                    let mut ids = ids;
+                    let mut folded = Vec::new();
+                    if guard.fold.iter().any(Option::is_some) {
+                        // The chain's lock before the keys are read: on
+                        // PostgreSQL another server's request with the same
+                        // key commits first or waits for this one.
+                        audit::lock_chain(conn).await?;
                     }
-                    done(Enqueued::Queued(ids))
+                    for (index, run) in runs.iter().enumerate() {
+                        let fold = guard.fold.get(index).and_then(Option::as_ref);
+                        if let Some(fold) = fold
+                            && let Some(first) = repeated(conn, head, trigger, fold, now).await?
+                        {
+                            ids[index] = first;
+                            folded.push(index);
+                            continue;
+                        }
+                        queue_run(conn, head, run, definition, trigger).await?;
+                        if let Some(fold) = fold {
+                            started(conn, trigger, fold, &run.id, now).await?;
+                        }
+                    }
+                    done(Enqueued::Queued { ids, folded })
                 })
             }))
             .await?;
         let outcome = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
-        Ok(outcome.unwrap_or(Enqueued::Queued(Vec::new())))
+        Ok(outcome.unwrap_or(Enqueued::Queued {
+            ids: Vec::new(),
+            folded: Vec::new(),
+        }))
     }
 
     /// How many runs wait for a worker.

@@ -248,7 +248,7 @@ fn webhooks(
     for playbook in playbooks {
         let file = playbook.path.display();
         match &playbook.trigger {
-            Some(Trigger::Webhook { name, headers }) => {
+            Some(Trigger::Webhook { name, headers, .. }) => {
                 let Some(hook) = config.webhooks.get(name) else {
                     tracing::warn!(playbook = %playbook.name, webhook = %name, "not served: no [webhooks.{name}] in the config says who may post to it");
                     continue;

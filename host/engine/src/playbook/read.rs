@@ -17,7 +17,7 @@ use super::step::{
     ApprovalSpec, Call, ForEach, OnError, OnTimeout, Retry, SetValue, Step, StepKind, Switch,
     Templated, Uses,
 };
-use super::trigger::{Missed, Overlap, Schedule, Trigger};
+use super::trigger::{Missed, Overlap, Schedule, Trigger, TriggerDedupe, WindowFrom};
 use super::yaml::{self, Fields, Reporter, at, templated};
 use super::{PlaybookError, PlaybookParts};
 
@@ -305,7 +305,7 @@ impl Reader<'_> {
     fn webhook(&mut self, node: &Node) -> Option<Trigger> {
         let f = self
             .report
-            .mapping(node, "trigger: webhook", &["name", "headers"])?;
+            .mapping(node, "trigger: webhook", &["name", "headers", "dedupe"])?;
         let Some(name) = f.get("name") else {
             self.report
                 .error(f.at, "trigger: webhook: missing field `name`");
@@ -321,7 +321,48 @@ impl Reader<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        Some(Trigger::Webhook { name, headers })
+        let dedupe = match f.get("dedupe") {
+            Some(node) => Some(self.trigger_dedupe(node)?),
+            None => None,
+        };
+        Some(Trigger::Webhook {
+            name,
+            headers,
+            dedupe,
+        })
+    }
+
+    /// `{ key, window, window_from }`.
+    fn trigger_dedupe(&mut self, node: &Node) -> Option<TriggerDedupe> {
+        let whose = "trigger: webhook: dedupe";
+        let f = self
+            .report
+            .mapping(node, whose, &["key", "window", "window_from"])?;
+        if f.get("key").is_none() || f.get("window").is_none() {
+            self.report.error(
+                f.at,
+                format!("{whose}: give `key` (a template) and `window` (5m, say)"),
+            );
+        }
+        // Each field read, so every problem is reported at once.
+        let key = f
+            .get("key")
+            .and_then(|n| self.report.text(n, &format!("{whose}: key")));
+        let window = f
+            .get("window")
+            .and_then(|n| self.report.duration(n, &format!("{whose}: window")));
+        let from = match f.get("window_from") {
+            Some(node) => {
+                self.report
+                    .word(node, &format!("{whose}: window_from"), &WindowFrom::ALL)
+            }
+            None => Some(WindowFrom::First),
+        };
+        Some(TriggerDedupe {
+            key: key?,
+            window: window?,
+            from: from?,
+        })
     }
 
     /// The one string field of a small mapping such as `{ mailbox: soc }`.

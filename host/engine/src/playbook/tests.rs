@@ -197,7 +197,7 @@ fn triggers_are_checked() {
         ("{ webhook: { name: gh, headers: [X-GitHub-Event] } }", ""),
         (
             "{ webhook: { path: /hooks/phish } }",
-            "pb.yaml:2:23: trigger: webhook: unknown field `path`, expected one of `name`, `headers`\npb.yaml:2:23: trigger: webhook: missing field `name`",
+            "pb.yaml:2:23: trigger: webhook: unknown field `path`, expected one of `name`, `headers`, `dedupe`\npb.yaml:2:23: trigger: webhook: missing field `name`",
         ),
         ("{ mail: { mailbox: soc } }", ""),
         ("{ cron: \"*/5 9-17 * * 1-5\" }", ""),
@@ -372,5 +372,53 @@ steps:
     insta::assert_snapshot!(errors(source), @r"
     pb.yaml:7:5: step `note`: `for_each` belongs to a `uses` or `set` step
     pb.yaml:10:10: step `single`: unknown variable `item` (use inputs.*, steps.*, or item/index in a for_each step)
+    ");
+}
+
+/// A webhook trigger's dedupe block: read with its defaults; its key may
+/// read only the inputs, since no step has run when it is rendered.
+#[test]
+fn a_webhook_trigger_folds_repeats_by_a_key_of_its_inputs() {
+    let good = r#"name: fold
+inputs:
+  body: { type: object, required: true }
+trigger:
+  webhook:
+    name: alerts
+    dedupe: { key: "{{ inputs.body.src_ip }}|{{ inputs.body.cve }}", window: 5m, window_from: last }
+steps:
+  - { id: a, log: hi }
+"#;
+    let playbook = Playbook::parse(Path::new("pb.yaml"), good).unwrap();
+    let Some(crate::Trigger::Webhook {
+        dedupe: Some(dedupe),
+        ..
+    }) = &playbook.trigger
+    else {
+        panic!("no dedupe read: {:?}", playbook.trigger);
+    };
+    assert_eq!(dedupe.window, std::time::Duration::from_secs(300));
+    assert_eq!(dedupe.from, crate::WindowFrom::Last);
+    let bad = r#"name: fold
+inputs:
+  body: { type: object, required: true }
+trigger:
+  webhook:
+    name: alerts
+    dedupe: { key: "{{ inputs.body.ip }}", window: soon, window_from: middle }
+steps:
+  - { id: a, log: hi }
+"#;
+    insta::assert_snapshot!(errors(bad), @r"
+    pb.yaml:7:52: trigger: webhook: dedupe: window: `soon` is not a duration like 500ms, 20s or 4h: expected number at 0
+    pb.yaml:7:71: trigger: webhook: dedupe: window_from: `middle` is not `first` or `last`
+    ");
+    let too_late = good.replace(
+        "{{ inputs.body.src_ip }}|{{ inputs.body.cve }}",
+        "{{ steps.a.output }}{{ inputs.nope }}",
+    );
+    insta::assert_snapshot!(errors(&too_late), @r"
+    pb.yaml:7:20: trigger: webhook: dedupe: key: `inputs.nope` is not there before a run starts: use the declared inputs (inputs.body, inputs.headers)
+    pb.yaml:7:20: trigger: webhook: dedupe: key: `steps.a.output` is not there before a run starts: use the declared inputs (inputs.body, inputs.headers)
     ");
 }

@@ -19,12 +19,46 @@ pub enum Trigger {
         name: String,
         /// Request headers passed to the run as `inputs.headers` (lowercase).
         headers: Vec<String>,
+        /// Repeats folded into the run their key started, before a run starts.
+        dedupe: Option<TriggerDedupe>,
     },
     Mail {
         /// A mailbox name from aerie.toml.
         mailbox: String,
     },
     Cron(Schedule),
+}
+
+/// Where a de-duplication window is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFrom {
+    /// A repeat within the window of the key's first sighting folds.
+    First,
+    /// A sliding gap: each repeat extends the window, and a gap longer than
+    /// it starts anew (the seed's "a 5 min break signifies a new unique alert").
+    Last,
+}
+
+impl WindowFrom {
+    pub const ALL: [(&'static str, WindowFrom); 2] =
+        [("first", WindowFrom::First), ("last", WindowFrom::Last)];
+}
+
+/// Whether a rendered dedupe key names nothing: empty, or only the
+/// separators of a compound key whose fields were all missing (`|`).
+pub fn key_names_nothing(key: &str) -> bool {
+    !key.chars().any(char::is_alphanumeric)
+}
+
+/// `dedupe: { key, window, window_from }` on a webhook trigger: a request
+/// whose rendered key repeats one seen within the window starts no run; it
+/// is recorded on the run the key started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerDedupe {
+    /// A template over `inputs.body` and `inputs.headers`.
+    pub key: crate::playbook::Text,
+    pub window: std::time::Duration,
+    pub from: WindowFrom,
 }
 
 /// A cron trigger.
@@ -197,7 +231,7 @@ impl Trigger {
     pub fn check(&self) -> Result<(), String> {
         match self {
             Trigger::Manual | Trigger::Mail { .. } => Ok(()),
-            Trigger::Webhook { name, headers } => {
+            Trigger::Webhook { name, headers, .. } => {
                 aerie_contract::check_webhook_name(name)?;
                 match headers.iter().find(|h| {
                     h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')

@@ -8,7 +8,7 @@ use aerie_contract::Location;
 use serde_json::Value;
 
 use super::step::{Step, StepKind, Templated, Text};
-use super::{Playbook, PlaybookError};
+use super::{Playbook, PlaybookError, Trigger};
 use crate::template::Templates;
 
 /// What exists outside the playbook, for validation.
@@ -41,6 +41,13 @@ impl Playbook {
             if !seen.insert(step.id.as_str()) {
                 check.error(step.at, format!("duplicate step id `{}`", step.id));
             }
+        }
+        if let Some(Trigger::Webhook {
+            dedupe: Some(dedupe),
+            ..
+        }) = &self.trigger
+        {
+            check.trigger_key(&dedupe.key);
         }
         check.block(&self.steps, &mut BTreeSet::new());
         for text in &self.output.texts {
@@ -178,6 +185,28 @@ impl<'a> Check<'a> {
             | StepKind::Fail(_)
             | StepKind::Switch(_)
             | StepKind::Parallel(_) => {}
+        }
+    }
+
+    /// A trigger's dedupe key is rendered before any step: it may read only
+    /// the inputs the trigger gives.
+    fn trigger_key(&mut self, text: &Text) {
+        let whose = "trigger: webhook: dedupe: key";
+        match self.templates.check(&text.text) {
+            Err(e) => self.error(text.at, format!("{whose}: template error: {e}")),
+            Ok(vars) => {
+                for var in vars {
+                    let mut parts = var.split('.');
+                    let (root, name) = (parts.next(), parts.next());
+                    let declared = name.is_some_and(|n| self.playbook.inputs.contains_key(n));
+                    if root != Some("inputs") || !declared {
+                        self.error(
+                            text.at,
+                            format!("{whose}: `{var}` is not there before a run starts: use the declared inputs (inputs.body, inputs.headers)"),
+                        );
+                    }
+                }
+            }
         }
     }
 

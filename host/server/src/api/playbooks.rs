@@ -100,7 +100,7 @@ pub async fn start(
         .map_err(|e| ApiError::bad_request(format!("{e}; nothing was queued")))?;
     let guard = Guard {
         idempotency_key: crate::hooks::idempotency_key(&headers)?,
-        replay: None,
+        ..Guard::default()
     };
     let trigger = format!("api:{}", caller.user);
     let enqueued = server
@@ -109,7 +109,7 @@ pub async fn start(
         .await
         .map_err(|e| ApiError::store(&e))?;
     let ids = match enqueued {
-        Enqueued::Queued(ids) => {
+        Enqueued::Queued { ids, .. } => {
             // Not refused when the queue is full (a person asked), but counted.
             server.backlog.queued(1).await;
             server.wake.notify_one();
