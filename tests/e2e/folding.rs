@@ -31,9 +31,9 @@ output: "{{{{ steps.note.output }}}}"
         ),
     )
     .unwrap();
-    site.config(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[users.alice]\n\n[webhooks.scanner]\nauth = {{ bearer = {{ env = \"SCANNER_TOKEN\" }} }}\n"
-    ));
+    site.config(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[users.alice]\n\n[webhooks.scanner]\nauth = { bearer = { env = \"SCANNER_TOKEN\" } }\n",
+    );
     site
 }
 
