@@ -414,3 +414,61 @@ async fn two_hosts_folding_the_same_alert_at_once_make_one_case() {
         Verification::Intact { .. }
     ));
 }
+
+/// The same alert posted to two servers sharing PostgreSQL, forty times at
+/// once: the trigger's dedupe key starts one run, and every other request
+/// names that run. Without the chain's lock around the key each server
+/// could start its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_folding_the_same_alert_at_once_start_one_run() {
+    let server = Postgres::start().unwrap();
+    let url = server.database("aerie").unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[webhooks.alerts]\nauth = {{ bearer = {{ env = \"ALERTS_TOKEN\" }} }}\n"
+    );
+    let playbook = "name: alert\ninputs:\n  body: { type: object, required: true }\ntrigger:\n  webhook:\n    name: alerts\n    dedupe: { key: \"{{ inputs.body.ip }}\", window: 10m }\nsteps:\n  - { id: note, log: \"{{ inputs.body.ip }}\" }\n";
+    let sites: Vec<Site> = (0..2)
+        .map(|_| {
+            let site = Site::new();
+            site.config(&config);
+            std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+            std::fs::write(site.path().join("playbooks/alert.yaml"), playbook).unwrap();
+            site
+        })
+        .collect();
+    let token = "fold-two-hosts";
+    let served: Vec<crate::served::Served> = sites
+        .iter()
+        .map(|site| crate::served::Served::start(site, &[("ALERTS_TOKEN", token)]))
+        .collect();
+    let bearer = format!("Bearer {token}");
+    let requests = (0..40).map(|i| {
+        let addr = served[i % 2].addr;
+        let bearer = bearer.clone();
+        tokio::spawn(async move {
+            let headers = [("authorization", bearer.as_str())];
+            crate::served::post_json(addr, "/hooks/alerts", &headers, r#"{"ip": "203.0.113.50"}"#)
+                .await
+        })
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut runs = HashSet::new();
+    let mut started = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert!(matches!(answer.status, 200 | 202), "{:?}", answer.body);
+        started += usize::from(answer.status == 202);
+        runs.insert(answer.body["run"].as_str().unwrap().to_owned());
+    }
+    assert_eq!((started, runs.len()), (1, 1));
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let repeats: i64 = sqlx::query_scalar("SELECT repeats FROM trigger_keys")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((stored, repeats), (1, 39));
+}
