@@ -282,3 +282,25 @@ pub fn run_measured(command: &mut Command) -> (Ran, u64) {
     };
     (ran, usage.ru_maxrss as u64)
 }
+
+/// The plugin's own error for `action` with `input` — its code, message and
+/// whether a retry may help; anything else (success, a denial, a trap) fails
+/// the test.
+pub async fn reported(
+    plugin: &Plugin,
+    action: &str,
+    input: serde_json::Value,
+) -> (aerie_engine::ErrorCode, String, bool) {
+    match plugin.call(action, &input).await.result {
+        Err(aerie_runtime::CallError {
+            fault:
+                aerie_runtime::Fault::Reported {
+                    code,
+                    message,
+                    retryable,
+                },
+            ..
+        }) => (code, message, retryable),
+        other => panic!("{action} {input}: not the plugin's own error: {other:?}"),
+    }
+}

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use aerie_engine::ErrorCode;
-use aerie_runtime::{CallError, Fault, Plugin};
+use aerie_runtime::Plugin;
 use serde_json::{Value, json};
 
-use crate::harness::{Site, grant};
+use crate::harness::{Site, grant, reported as refused};
 
 /// A site with the shipped `plugin` granted the stand-in `router`, its
 /// credential (if any) bound to `secret`.
@@ -40,22 +40,6 @@ async fn ok(plugin: &Plugin, action: &str, input: Value) -> Value {
     match plugin.call(action, &input).await.result {
         Ok(output) => output,
         Err(e) => panic!("{action} {input}: {e}"),
-    }
-}
-
-/// The plugin's own error: code, message, retryable.
-async fn refused(plugin: &Plugin, action: &str, input: Value) -> (ErrorCode, String, bool) {
-    match plugin.call(action, &input).await.result {
-        Err(CallError {
-            fault:
-                Fault::Reported {
-                    code,
-                    message,
-                    retryable,
-                },
-            ..
-        }) => (code, message, retryable),
-        other => panic!("{action} {input}: {other:?}"),
     }
 }
 

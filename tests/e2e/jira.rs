@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use aerie_engine::ErrorCode;
-use aerie_runtime::{CallError, Fault, Plugin};
+use aerie_runtime::Plugin;
 use aerie_tests::jira::StandIn;
 use serde_json::{Value, json};
 
@@ -77,22 +77,11 @@ struct Refused {
 }
 
 async fn failed(plugin: &Plugin, action: &str, input: Value) -> Refused {
-    match plugin.call(action, &input).await.result {
-        Ok(output) => panic!("jira.{action} {input} succeeded: {output}"),
-        Err(CallError {
-            fault:
-                Fault::Reported {
-                    code,
-                    message,
-                    retryable,
-                },
-            ..
-        }) => Refused {
-            code,
-            message,
-            retryable,
-        },
-        Err(e) => panic!("jira.{action} {input}: not the plugin's own error: {e}"),
+    let (code, message, retryable) = crate::harness::reported(plugin, action, input).await;
+    Refused {
+        code,
+        message,
+        retryable,
     }
 }
 

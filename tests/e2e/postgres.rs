@@ -236,24 +236,9 @@ async fn two_servers_on_one_postgres_execute_each_of_a_thousand_webhook_runs_onc
     const PER_REQUEST: usize = 50;
     let server = Postgres::start().unwrap();
     let url = server.database("aerie").unwrap();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_queued = 10000\n\n[store]\nurl = \"{url}\"\n\n[webhooks.alerts]\nauth = {{ bearer = {{ env = \"ALERTS_TOKEN\" }} }}\n"
-    );
     let playbook = "name: alert\ninputs:\n  body: { type: object, required: true }\ntrigger:\n  webhook: { name: alerts }\nsteps:\n  - id: note\n    set: { n: \"{{ inputs.body.n }}\" }\noutput: \"{{ steps.note.output.n }}\"\n";
-    let sites: Vec<Site> = (0..2)
-        .map(|_| {
-            let site = Site::new();
-            site.config(&config);
-            std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
-            std::fs::write(site.path().join("playbooks/alert.yaml"), playbook).unwrap();
-            site
-        })
-        .collect();
     let token = "two-hosts-t0ken";
-    let served: Vec<crate::served::Served> = sites
-        .iter()
-        .map(|site| crate::served::Served::start(site, &[("ALERTS_TOKEN", token)]))
-        .collect();
+    let (sites, served) = two_servers(&url, "max_queued = 10000\n", playbook, token);
     let bearer = format!("Bearer {token}");
     let mut ids = Vec::new();
     let sent = std::time::Instant::now();
@@ -423,24 +408,9 @@ async fn two_hosts_folding_the_same_alert_at_once_make_one_case() {
 async fn two_servers_folding_the_same_alert_at_once_start_one_run() {
     let server = Postgres::start().unwrap();
     let url = server.database("aerie").unwrap();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[webhooks.alerts]\nauth = {{ bearer = {{ env = \"ALERTS_TOKEN\" }} }}\n"
-    );
     let playbook = "name: alert\ninputs:\n  body: { type: object, required: true }\ntrigger:\n  webhook:\n    name: alerts\n    dedupe: { key: \"{{ inputs.body.ip }}\", window: 10m }\nsteps:\n  - { id: note, log: \"{{ inputs.body.ip }}\" }\n";
-    let sites: Vec<Site> = (0..2)
-        .map(|_| {
-            let site = Site::new();
-            site.config(&config);
-            std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
-            std::fs::write(site.path().join("playbooks/alert.yaml"), playbook).unwrap();
-            site
-        })
-        .collect();
     let token = "fold-two-hosts";
-    let served: Vec<crate::served::Served> = sites
-        .iter()
-        .map(|site| crate::served::Served::start(site, &[("ALERTS_TOKEN", token)]))
-        .collect();
+    let (_sites, served) = two_servers(&url, "", playbook, token);
     let bearer = format!("Bearer {token}");
     let requests = (0..40).map(|i| {
         let addr = served[i % 2].addr;
@@ -471,4 +441,31 @@ async fn two_servers_folding_the_same_alert_at_once_start_one_run() {
         .await
         .unwrap();
     assert_eq!((stored, repeats), (1, 39));
+}
+
+/// Two `aerie serve` on the PostgreSQL at `url`, each with `playbook` on the
+/// webhook `alerts` (bearer `token`) and `server` lines in `[server]`.
+fn two_servers(
+    url: &str,
+    server: &str,
+    playbook: &str,
+    token: &str,
+) -> (Vec<Site>, Vec<crate::served::Served>) {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n[store]\nurl = \"{url}\"\n\n[webhooks.alerts]\nauth = {{ bearer = {{ env = \"ALERTS_TOKEN\" }} }}\n"
+    );
+    let sites: Vec<Site> = (0..2)
+        .map(|_| {
+            let site = Site::new();
+            site.config(&config);
+            std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+            std::fs::write(site.path().join("playbooks/alert.yaml"), playbook).unwrap();
+            site
+        })
+        .collect();
+    let served = sites
+        .iter()
+        .map(|site| crate::served::Served::start(site, &[("ALERTS_TOKEN", token)]))
+        .collect();
+    (sites, served)
 }

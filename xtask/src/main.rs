@@ -313,8 +313,9 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let dir = build_plugins(&["ioc-extract", "hostile", "fasttext"])?;
-    // Plugin calls (host/runtime/benches) and durable runs (tests/benches).
-    for package in ["aerie-runtime", "aerie-tests"] {
+    // Plugin calls (host/runtime/benches), durable runs (tests/benches) and
+    // cases at scale (host/store/benches).
+    for package in ["aerie-runtime", "aerie-tests", "aerie-store"] {
         run(cargo()
             .args(["bench", "-p", package])
             .args(extra)

@@ -27,6 +27,7 @@ mod runs;
 pub use runs::RunFilter;
 pub mod schedules;
 pub mod tokens;
+mod wal;
 mod writer;
 
 pub use approvals::{Approval, DecisionError};
@@ -133,10 +134,12 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL: readers (the CLI, the UI) never block the writer.
+                        // WAL: readers (the CLI, the UI) never block the writer;
+                        // the writer checkpoints it beside its commits (`wal`).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -155,7 +158,7 @@ impl Store {
             .await
             .doing_with(|| format!("migrating the store {shown}"))?;
         Ok(Store {
-            writer: writer::Writer::start(pool.clone()),
+            writer: writer::Writer::start(pool.clone(), backend),
             pool,
             backend,
             quiet: Default::default(),

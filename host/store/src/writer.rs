@@ -15,6 +15,7 @@ use sqlx::pool::PoolConnection;
 use crate::Backend;
 use crate::audit::{self, Head};
 use crate::error::{Result, StoreError};
+use crate::wal::Checkpoints;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,9 +41,10 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn start(pool: AnyPool) -> Writer {
+    pub(crate) fn start(pool: AnyPool, backend: Backend) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, queue));
+        let wal = (backend == Backend::Sqlite).then(|| Checkpoints::new(pool.clone()));
+        tokio::spawn(run(pool, queue, wal));
         Writer { jobs }
     }
 
@@ -56,7 +58,7 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>, mut wal: Option<Checkpoints>) {
     // The writer keeps its connection between batches.
     let mut held: Option<PoolConnection<Any>> = None;
     while let Some(first) = queue.recv().await {
@@ -77,6 +79,8 @@ async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
         if outcome.commit.is_err() {
             // Start the next batch on a fresh connection.
             held = None;
+        } else if let Some(wal) = wal.as_mut() {
+            wal.committed();
         }
         for (job, result) in batch.into_iter().zip(outcome.results) {
             let result = match &outcome.commit {
@@ -204,7 +208,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let writer = Writer::start(pool.clone());
+        let writer = Writer::start(pool.clone(), Backend::Sqlite);
 
         // Submitted together, so the writer takes them as one batch.
         let (a, b, c) = tokio::join!(

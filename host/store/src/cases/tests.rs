@@ -611,3 +611,35 @@ async fn new_cases_are_assigned_by_the_first_matching_rule_and_turns_are_shared(
         Some("carol")
     );
 }
+
+/// With SQLite's own checkpoints off (they stalled a commit every few
+/// hundred), the writer's checkpoints still copy the log into the database
+/// file: it grows while the store is open, not only when it closes.
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_while_the_store_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "wal.db").await;
+    let file = dir.path().join("wal.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    for i in 0..300 {
+        let case = NewCase {
+            description: "x".repeat(2000),
+            ..alert(&format!("case {i}"), "10.0.0.1")
+        };
+        store.create_case(case, None, "test", T0).await.unwrap();
+    }
+    // The next commit a second later starts a checkpoint beside the writer.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store
+        .create_case(alert("last", "10.0.0.2"), None, "test", T0)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&file).unwrap().len() < before + 500_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file never grew past {before} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

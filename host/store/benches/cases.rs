@@ -1,0 +1,170 @@
+//! Cases at scale on SQLite: the de-duplication decision (the key looked up
+//! and the case written, or the repeat folded into it) and the similar-case
+//! suggestion, with 10k, 100k and 1M cases already stored, five observables
+//! each (5M at 1M cases).
+//!
+//! `cargo bench -p aerie-store --bench cases` (or `cargo xtask bench`);
+//! `AERIE_BENCH_CASES=10000,100000` picks the sizes. Prints p50/p99 of each
+//! call through the store's public API, as a playbook's `case.create` and the
+//! API's `/similar` make it: the writer's queue and the commit included.
+//!
+//! The seeded observables are shaped like a SOC's: a hash per case, an
+//! address shared by two cases, a domain by ten, a user by a thousandth of
+//! them, and the proxy's address in every case (so it weighs nothing).
+
+use std::time::{Duration, Instant};
+
+use aerie_store::{Dedupe, NewCase, Observable, Store, Strategy, WindowFrom};
+use serde_json::json;
+use sqlx::Connection as _;
+
+const SAMPLES: usize = 2000;
+const SIMILAR_SAMPLES: usize = 500;
+
+fn main() {
+    let sizes: Vec<u64> = std::env::var("AERIE_BENCH_CASES")
+        .unwrap_or_else(|_| "10000,100000,1000000".to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    println!(
+        "cases at scale (SQLite, WAL, synchronous=NORMAL); {SAMPLES} decisions and {SIMILAR_SAMPLES} suggestions per size"
+    );
+    for size in sizes {
+        runtime.block_on(measure(size));
+    }
+}
+
+async fn measure(size: u64) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("cases.db");
+    let url = format!("sqlite://{}", path.display());
+    // Migrate through the store, then seed with SQL run inside SQLite.
+    drop(Store::open(&url).await.expect("the store opens"));
+    let seeding = Instant::now();
+    seed(&url, size).await;
+    let seeded = seeding.elapsed();
+    let store = Store::open(&url).await.expect("the store opens");
+    let now = aerie_engine::epoch_ms();
+
+    let alert = |n: u64| NewCase {
+        title: format!("bench alert {n}"),
+        kind: "Investigation".to_owned(),
+        observables: vec![
+            observable("ip", &format!("ip-{}", n % (size / 2).max(1))),
+            observable("domain", &format!("d{}.example", n % (size / 10).max(1))),
+            observable("hash", &format!("bench-{n:064}")),
+        ],
+        ..NewCase::default()
+    };
+    let dedupe = |key: String| {
+        Some(Dedupe {
+            key,
+            window_ms: 3_600_000,
+            from: WindowFrom::Last,
+            strategy: Strategy::DropAndComment,
+            fields: json!({ "bench": true }),
+        })
+    };
+    // Repeats of keys already stored fold (a comment); new keys open a case.
+    let mut repeat = Vec::with_capacity(SAMPLES);
+    let mut fresh = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES as u64 {
+        let seeded_key = format!("key-{}", (i * 7919) % size);
+        let started = Instant::now();
+        let created = store
+            .create_case(alert(i), dedupe(seeded_key), "bench", now)
+            .await
+            .expect("a repeat folds");
+        repeat.push(started.elapsed());
+        assert!(!created.created, "a seeded key must fold");
+        let started = Instant::now();
+        let created = store
+            .create_case(alert(i), dedupe(format!("new-{i}")), "bench", now)
+            .await
+            .expect("a new key opens a case");
+        fresh.push(started.elapsed());
+        assert!(created.created);
+    }
+    let mut similar = Vec::with_capacity(SIMILAR_SAMPLES);
+    let mut found = 0;
+    for i in 0..SIMILAR_SAMPLES as u64 {
+        let id = format!("seed-{:08}", (i * 104_729) % size);
+        let started = Instant::now();
+        let cases = store.similar_cases(&id, 5).await.expect("similar cases");
+        similar.push(started.elapsed());
+        found += cases.len();
+    }
+    println!(
+        "{size:>9} cases ({} observables, seeded in {:.1?}): fold a repeat p50 {} p99 {} | open a new key p50 {} p99 {} | suggest similar p50 {} p99 {} ({:.1} found a case)",
+        size * 5,
+        seeded,
+        percentile(&mut repeat, 50),
+        percentile(&mut repeat, 99),
+        percentile(&mut fresh, 50),
+        percentile(&mut fresh, 99),
+        percentile(&mut similar, 50),
+        percentile(&mut similar, 99),
+        found as f64 / SIMILAR_SAMPLES as f64,
+    );
+}
+
+fn observable(kind: &str, value: &str) -> Observable {
+    Observable {
+        kind: kind.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn percentile(samples: &mut [Duration], p: usize) -> String {
+    samples.sort();
+    let at = (samples.len() * p / 100).min(samples.len() - 1);
+    format!("{:.3} ms", samples[at].as_secs_f64() * 1000.0)
+}
+
+/// `size` cases, a dedupe key each (seen a minute ago), five observables
+/// each, and the counts similarity reads — generated by SQLite itself.
+async fn seed(url: &str, size: u64) {
+    let mut conn = sqlx::SqliteConnection::connect(url)
+        .await
+        .expect("a connection to seed with");
+    let minute_ago = aerie_engine::epoch_ms() - 60_000;
+    let statements = [
+        "PRAGMA journal_mode = WAL".to_owned(),
+        "PRAGMA synchronous = OFF".to_owned(),
+        "BEGIN".to_owned(),
+        format!(
+            "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < {size})
+             INSERT INTO cases (id, title, type, severity, status, tags, description, created_at, updated_at, created_by)
+             SELECT printf('seed-%08d', n), 'seeded case ' || n, 'Investigation', 'medium',
+                    CASE WHEN n % 10 = 0 THEN 'closed' ELSE 'open' END, '[]', '',
+                    '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'bench' FROM seq"
+        ),
+        format!(
+            "INSERT INTO case_keys (key, case_id, first_ms, last_ms, repeats)
+             SELECT 'key-' || CAST(substr(id, 6) AS INTEGER), id, {minute_ago}, {minute_ago}, 0 FROM cases"
+        ),
+        format!(
+            "INSERT INTO case_observables (case_id, kind, value)
+             SELECT id, 'hash', 'seed-' || substr(id, 6) FROM cases
+             UNION ALL SELECT id, 'ip', 'ip-' || (CAST(substr(id, 6) AS INTEGER) % {half}) FROM cases
+             UNION ALL SELECT id, 'domain', 'd' || (CAST(substr(id, 6) AS INTEGER) % {tenth}) || '.example' FROM cases
+             UNION ALL SELECT id, 'user', 'user-' || (CAST(substr(id, 6) AS INTEGER) % 1000) FROM cases
+             UNION ALL SELECT id, 'ip', 'proxy' FROM cases",
+            half = (size / 2).max(1),
+            tenth = (size / 10).max(1),
+        ),
+        "INSERT INTO observable_counts (kind, value, cases)
+         SELECT kind, value, COUNT(*) FROM case_observables GROUP BY kind, value"
+            .to_owned(),
+        format!("UPDATE counters SET value = {size} WHERE name = 'cases'"),
+        "COMMIT".to_owned(),
+    ];
+    for statement in statements {
+        sqlx::query(&statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("seeding: {e}\n{statement}"));
+    }
+}
