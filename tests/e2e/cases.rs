@@ -516,3 +516,74 @@ fn cases_opened_without_an_assignee_follow_the_sites_rules() {
         refused.stderr
     );
 }
+
+#[test]
+fn a_case_opened_by_hand_folds_by_its_dedupe_key_as_a_playbooks_does() {
+    let site = site();
+    let open = |title: &str, extra: &[&str]| {
+        let mut args = vec![
+            "open",
+            "--title",
+            title,
+            "--type",
+            "Investigation",
+            "--observable",
+            "user:jdoe",
+            "--as",
+            "alice",
+        ];
+        args.extend_from_slice(extra);
+        cases(&site, &args)
+    };
+    let key = [
+        "--dedupe-key",
+        "jdoe|vpn",
+        "--window",
+        "5m",
+        "--window-from",
+        "last",
+    ];
+    let first = open("VPN brute force against jdoe", &key);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first = first.stdout.trim().to_owned();
+    let again = open("VPN brute force against jdoe, new source", &key);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stdout.trim(),
+        format!("{first}  (a repeat: folded into it by drop_and_comment)")
+    );
+    let child = open(
+        "and again",
+        &[&key[..], &["--strategy", "child", "--json"]].concat(),
+    );
+    let child = json_of(&child);
+    assert_eq!(
+        (child["created"].as_bool(), child["duplicate_of"].as_str()),
+        (Some(true), Some(first.as_str()))
+    );
+    let shown = json_of(&cases(&site, &["show", &first, "--json"]));
+    assert_eq!(shown["children"], json!([child["id"]]));
+    assert!(
+        shown["comments"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Repeated at")
+    );
+
+    let nothing = open("x", &["--dedupe-key", " | ", "--window", "5m"]);
+    assert_eq!(nothing.code, 1);
+    assert!(
+        nothing.stderr.contains("the dedupe key rendered empty"),
+        "{}",
+        nothing.stderr
+    );
+    let bad = open(
+        "x",
+        &["--dedupe-key", "k", "--window", "5m", "--strategy", "merge"],
+    );
+    assert!(
+        bad.stderr.contains("`merge` is not a dedupe strategy"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -112,6 +112,22 @@ pub enum CasesCommand {
         tags: Vec<String>,
         #[arg(long)]
         assignee: Option<String>,
+        /// Fold it into the case this key opened within `--window`, as
+        /// `case.create`'s `dedupe` does.
+        #[arg(long, value_name = "KEY", requires = "window")]
+        dedupe_key: Option<String>,
+        /// 5m, 1h, 7d.
+        #[arg(long, requires = "dedupe_key")]
+        window: Option<String>,
+        /// `first` (a fixed window, the default) or `last` (a sliding gap).
+        #[arg(long, requires = "dedupe_key")]
+        window_from: Option<String>,
+        /// drop, drop_and_comment (the default), child, link, new_and_note, suggest.
+        #[arg(long, requires = "dedupe_key")]
+        strategy: Option<String>,
+        /// Print what happened as JSON (`case.create`'s output).
+        #[arg(long)]
+        json: bool,
         /// Who opens it: a user of [users].
         #[arg(long = "as", value_name = "USER")]
         user: String,

@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use aerie_store::{CaseChange, CaseFilter, CaseUpdate, NewCase, Observable};
+use aerie_store::cases::input;
+use aerie_store::{CaseChange, CaseFilter, CaseUpdate, Observable};
 use serde_json::Value;
 
 use crate::cli::CasesCommand;
@@ -59,23 +60,37 @@ pub async fn run(ctx: &Context, command: CasesCommand) -> anyhow::Result<ExitCod
             observables,
             tags,
             assignee,
+            dedupe_key,
+            window,
+            window_from,
+            strategy,
+            json,
             user,
         } => {
             known(ctx, &user)?;
-            let case = NewCase {
-                title,
-                kind,
-                severity,
-                description,
-                observables: observables_of(&observables)?,
-                tags,
-                assignee,
-                run_id: None,
-            };
-            let created = store
-                .create_case(case, None, &user, aerie_engine::epoch_ms())
-                .await?;
-            outln!("{}", created.id)?;
+            // Read as `case.create`'s input is, so the rules and defaults are one.
+            let mut input = serde_json::json!({
+                "title": title, "type": kind, "severity": severity, "description": description,
+                "observables": observables_of(&observables)?, "tags": tags, "assignee": assignee,
+            });
+            if let Some(key) = dedupe_key {
+                input["dedupe"] = serde_json::json!({
+                    "key": key, "window": window, "window_from": window_from, "strategy": strategy,
+                });
+            }
+            let change = input::change("create", &input, None, aerie_engine::epoch_ms())?;
+            let created = store.change_case(change, &user, None).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&created)?)?;
+            } else if created["created"] == false {
+                outln!(
+                    "{}  (a repeat: folded into it by {})",
+                    text(&created["id"]),
+                    text(&created["strategy"])
+                )?;
+            } else {
+                outln!("{}", text(&created["id"]))?;
+            }
         }
         CasesCommand::Comment { id, text, user } => {
             known(ctx, &user)?;
