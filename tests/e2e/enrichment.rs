@@ -4,90 +4,12 @@
 //! when malicious — a benign IOC, a malicious log line, and the same IOC
 //! again folding into its case.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use crate::harness::{Site, repo};
 use crate::served::{Served, finished, get, post_json, token};
 
 const HOOK_TOKEN: &str = "enrichment-hook-token";
-
-struct StandIns {
-    jira: Arc<aerie_tests::jira::StandIn>,
-    cape: Arc<aerie_tests::cape::StandIn>,
-    shodan: Arc<aerie_tests::shodan::StandIn>,
-    config: String,
-    _servers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Every stand-in on its own port, and the config granting each plugin its
-/// origin and credential (secrets from files in `site`).
-async fn stand_ins(site: &Site) -> StandIns {
-    let vt = aerie_tests::virustotal::StandIn::new("vt-key-0123456789");
-    let rdap = aerie_tests::rdap::StandIn::new();
-    let shodan = aerie_tests::shodan::StandIn::new("shodan-key-0123456789");
-    let safebrowsing = aerie_tests::safebrowsing::StandIn::new("sb-key-0123456789");
-    let cape = aerie_tests::cape::StandIn::new("cape-token-0123456789", 1);
-    let jira = aerie_tests::jira::StandIn::cloud("soc@customer.example", "jira-token-0123456789");
-    let mut config = String::new();
-    let mut servers = Vec::new();
-    let grants = [
-        (
-            "virustotal",
-            vt.router(),
-            Some(("api_key", "vt-key-0123456789")),
-            "",
-        ),
-        ("rdap", rdap.router(), None, ""),
-        (
-            "shodan",
-            shodan.router(),
-            Some(("api_key", "shodan-key-0123456789")),
-            "",
-        ),
-        (
-            "safebrowsing",
-            safebrowsing.router(),
-            Some(("api_key", "sb-key-0123456789")),
-            "",
-        ),
-        (
-            "cape",
-            cape.router(),
-            Some(("api_token", "Token cape-token-0123456789")),
-            "",
-        ),
-        (
-            "jira",
-            jira.router(),
-            Some(("api_token", "soc@customer.example:jira-token-0123456789")),
-            ", project = \"SOC\"",
-        ),
-    ];
-    for (plugin, router, credential, settings) in grants {
-        let (addr, server) = aerie_tests::serve(router).await.unwrap();
-        servers.push(server);
-        let origin = format!("http://{addr}");
-        config.push_str(&format!(
-            "[plugins.{plugin}]\nsettings = {{ base_url = {origin:?}{settings} }}\nallow = [{origin:?}]\n"
-        ));
-        if let Some((name, secret)) = credential {
-            let file = site.file(&format!("{plugin}.secret"), secret);
-            config.push_str(&format!(
-                "credentials.{name} = {{ file = {:?} }}\n",
-                file.display().to_string()
-            ));
-        }
-    }
-    StandIns {
-        jira,
-        cape,
-        shodan,
-        config,
-        _servers: servers,
-    }
-}
 
 async fn submit(served: &Served, api: &str, body: Value) -> Value {
     let auth = format!("Bearer {HOOK_TOKEN}");
@@ -144,7 +66,9 @@ async fn iocs_are_enriched_escalated_when_malicious_and_folded_when_repeated() {
         site.path().join("playbooks/enrichment-only.yaml"),
     )
     .unwrap();
-    let stand_ins = stand_ins(&site).await;
+    let stand_ins = aerie_tests::enrichment::StandIns::start(site.path())
+        .await
+        .unwrap();
     site.config(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[users.alice]\n\n[webhooks.enrichment]\nauth = {{ bearer = {{ env = \"HOOK_TOKEN\" }} }}\n\n{}",
         stand_ins.config

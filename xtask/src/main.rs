@@ -5,6 +5,9 @@
 //! - `cargo xtask demo [TEXT]`: build, then run `playbooks/enrich-ioc.yaml` on
 //!   the embedded default store; against a local VirusTotal stand-in unless
 //!   `VT_API_KEY` is set, in which case against the real API.
+//! - `cargo xtask demo-enrichment [TEXT]`: build, then the enrichment-only
+//!   service against local stand-ins of every service it calls (see
+//!   `enrichment.rs`).
 //! - `cargo xtask test`: build the plugins and run every test.
 //! - `cargo xtask bench`: the benchmarks behind BENCHMARKS.md.
 //! - `cargo xtask fuzz [--time SECS] [--seed N] [TARGET...]`: the fuzz targets under
@@ -15,6 +18,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
+mod enrichment;
 mod fuzz;
 
 /// Shipped plugins: crate name and folder under `plugins/`.
@@ -49,12 +53,13 @@ fn xtask() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("demo-enrichment") => enrichment::demo(args.get(1).map(String::as_str)),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | demo [TEXT] | test [CARGO TEST ARGS] | bench | fuzz [--time SECS] [--seed N] [TARGET...]"
+                "usage: cargo xtask build | demo [TEXT] | demo-enrichment [TEXT] | test [CARGO TEST ARGS] | bench | fuzz [--time SECS] [--seed N] [TARGET...]"
             );
             std::process::exit(2);
         }
@@ -232,6 +237,8 @@ fn build() -> anyhow::Result<()> {
         "aerie",
         "--bin",
         "vt-standin",
+        "--bin",
+        "standins",
     ]))
 }
 
