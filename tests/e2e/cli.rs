@@ -254,7 +254,7 @@ fn a_malformed_manifest_or_config_names_the_file_and_field() {
     site.config("[plugins.ioc-extract]\nlimit = { memory_mb = 1 }\n");
     let ran = run(site.aerie().args(["plugin", "list"]));
     assert_eq!(ran.code, 1);
-    insta::assert_snapshot!(ran.stderr.trim(), @"aerie: aerie.toml:2:1: unknown field `limit`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`");
+    insta::assert_snapshot!(ran.stderr.trim(), @"aerie: aerie.toml:2:1: unknown field `limit`, expected one of `plugin`, `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`");
 }
 
 /// Commands that load no plugin do not start the wasm engine, whose pooling

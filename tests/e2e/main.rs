@@ -18,6 +18,7 @@ mod fasttext;
 mod folding;
 mod harness;
 mod https;
+mod instances;
 mod intel;
 mod jira;
 mod logs;

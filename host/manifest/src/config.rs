@@ -171,10 +171,15 @@ impl<'de> Deserialize<'de> for SiteLimits {
     }
 }
 
-/// What the operator grants one plugin.
+/// What the operator grants one plugin, or one instance of a plugin: the
+/// same component installed once more under another name, with settings,
+/// credentials and limits of its own (`[plugins.jira-eu] plugin = "jira"`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginGrant {
+    /// The installed plugin this is an instance of; none for the plugin
+    /// itself.
+    pub plugin: Option<String>,
     /// Non-secret settings, visible to the plugin through `wasi:config`.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
@@ -319,6 +324,33 @@ impl Config {
         }
         for (name, grant) in &self.plugins {
             validate_name(name).map_err(|m| Error::invalid(path, format!("plugins.{name}"), m))?;
+            if let Some(base) = &grant.plugin {
+                validate_name(base)
+                    .map_err(|m| Error::invalid(path, format!("plugins.{name}.plugin"), m))?;
+                if base == name {
+                    return Err(Error::invalid(
+                        path,
+                        format!("plugins.{name}.plugin"),
+                        "a plugin is not an instance of itself: leave `plugin` out",
+                    ));
+                }
+                if let Some(built_in) = crate::manifest::BUILT_IN.iter().find(|b| *b == name) {
+                    return Err(Error::invalid(
+                        path,
+                        format!("plugins.{name}"),
+                        format!(
+                            "`{built_in}` names the built-in actions; an instance takes another name"
+                        ),
+                    ));
+                }
+                if self.plugins.get(base).is_some_and(|g| g.plugin.is_some()) {
+                    return Err(Error::invalid(
+                        path,
+                        format!("plugins.{name}.plugin"),
+                        format!("`{base}` is itself an instance: name the installed plugin"),
+                    ));
+                }
+            }
             for origin in &grant.allow {
                 OriginPattern::parse(origin)
                     .map_err(|m| Error::invalid(path, format!("plugins.{name}.allow"), m))?;
@@ -468,7 +500,7 @@ credentials.token = { file = "/run/secrets/jira" }
     fn errors_name_the_key_and_the_line() {
         insta::assert_snapshot!(
             parse("[plugins.virustotal]\nsettings = {}\nalow = []\n").unwrap_err(),
-            @"aerie.toml:3:1: unknown field `alow`, expected one of `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`"
+            @"aerie.toml:3:1: unknown field `alow`, expected one of `plugin`, `settings`, `allow`, `credentials`, `limits`, `data`, `ca_file`"
         );
         insta::assert_snapshot!(
             parse("[plugins.vt]\ncredentials.api_key = { vault = \"x\" }\n").unwrap_err(),

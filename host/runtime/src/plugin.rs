@@ -69,7 +69,11 @@ pub struct CallReport {
 /// finish a call cleanly go back to a pool of at most `instances.max`. An
 /// instance that trapped or ran out of time is dropped, never reused.
 pub struct Plugin {
+    /// The manifest, its `name` the one the plugin is called by (an
+    /// instance's own name).
     pub manifest: Manifest,
+    /// The installed plugin this is an instance of, if it is one.
+    pub instance_of: Option<String>,
     pub manifest_path: PathBuf,
     pub component_path: PathBuf,
     /// SHA-256 of the component file, for the audit trail.
@@ -127,7 +131,30 @@ impl Plugin {
         manifest_path: &Path,
         grant: &PluginGrant,
     ) -> Result<Plugin, LoadError> {
-        let manifest = Manifest::from_file(manifest_path)?;
+        Plugin::load_as(runtime, manifest_path, grant, None).await
+    }
+
+    /// Loads the plugin at `manifest_path` as the instance `name`, under the
+    /// instance's own `grant`: its calls, logs, errors and records say `name`,
+    /// and it keeps its own credentials and warm instances.
+    pub async fn load_instance(
+        runtime: &Runtime,
+        manifest_path: &Path,
+        grant: &PluginGrant,
+        name: &str,
+    ) -> Result<Plugin, LoadError> {
+        Plugin::load_as(runtime, manifest_path, grant, Some(name)).await
+    }
+
+    async fn load_as(
+        runtime: &Runtime,
+        manifest_path: &Path,
+        grant: &PluginGrant,
+        instance: Option<&str>,
+    ) -> Result<Plugin, LoadError> {
+        let mut manifest = Manifest::from_file(manifest_path)?;
+        let instance_of =
+            instance.map(|name| std::mem::replace(&mut manifest.name, name.to_owned()));
         let grant_error = |message: String| LoadError::Grant {
             plugin: manifest.name.clone(),
             message,
@@ -196,6 +223,7 @@ impl Plugin {
         let mut plugin = Plugin {
             allowed: granted.allowed.iter().map(ToString::to_string).collect(),
             manifest,
+            instance_of,
             manifest_path: manifest_path.to_owned(),
             component_path,
             sha256,

@@ -24,6 +24,12 @@ pub enum RegistryError {
     Load(Arc<LoadError>),
     #[error("{}: {cause}", dir.display())]
     Dir { dir: PathBuf, cause: std::io::Error },
+    #[error("[plugins.{name}] is an instance of `{of}`, {why}")]
+    Instance {
+        name: String,
+        of: String,
+        why: String,
+    },
 }
 
 impl RegistryError {
@@ -36,6 +42,8 @@ impl RegistryError {
 
 struct Entry {
     manifest_path: PathBuf,
+    /// The installed plugin this entry is an instance of.
+    instance_of: Option<String>,
     loaded: OnceCell<Result<Arc<Plugin>, Arc<LoadError>>>,
 }
 
@@ -75,6 +83,35 @@ impl Registry {
                 name,
                 Entry {
                     manifest_path,
+                    instance_of: None,
+                    loaded: OnceCell::new(),
+                },
+            );
+        }
+        // Instances: the same component once more, under the grant of their
+        // own name.
+        for (name, grant) in &config.plugins {
+            let Some(of) = &grant.plugin else { continue };
+            let refused = |why: &str| RegistryError::Instance {
+                name: name.clone(),
+                of: of.clone(),
+                why: why.to_owned(),
+            };
+            if entries.contains_key(name) {
+                return Err(refused("but an installed plugin has that name"));
+            }
+            let Some(base) = entries.get(of).filter(|e| e.instance_of.is_none()) else {
+                return Err(refused(&format!(
+                    "which is not installed in {}",
+                    dir.display()
+                )));
+            };
+            let manifest_path = base.manifest_path.clone();
+            entries.insert(
+                name.clone(),
+                Entry {
+                    manifest_path,
+                    instance_of: Some(of.clone()),
                     loaded: OnceCell::new(),
                 },
             );
@@ -89,6 +126,11 @@ impl Registry {
     /// Names of the installed plugins, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
+    }
+
+    /// The installed plugin `name` is an instance of, if it is one.
+    pub fn instance_of(&self, name: &str) -> Option<&str> {
+        self.entries.get(name)?.instance_of.as_deref()
     }
 
     pub fn manifest_path(&self, name: &str) -> Option<&Path> {
@@ -112,14 +154,15 @@ impl Registry {
         entry
             .loaded
             .get_or_init(|| async {
-                Plugin::load(
-                    &self.runtime,
-                    &entry.manifest_path,
-                    &self.config.grant(name),
-                )
-                .await
-                .map(Arc::new)
-                .map_err(Arc::new)
+                let grant = self.config.grant(name);
+                let loaded = match &entry.instance_of {
+                    None => Plugin::load(&self.runtime, &entry.manifest_path, &grant).await,
+                    Some(_) => {
+                        Plugin::load_instance(&self.runtime, &entry.manifest_path, &grant, name)
+                            .await
+                    }
+                };
+                loaded.map(Arc::new).map_err(Arc::new)
             })
             .await
             .clone()

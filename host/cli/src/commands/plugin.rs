@@ -44,13 +44,18 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         rows.push(match ctx.registry()?.load(name).await {
             Ok(p) => json!({
                 "name": p.name(),
+                "instance_of": p.instance_of,
                 "version": p.version(),
                 "world": p.world().as_str(),
                 "actions": p.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
                 "description": p.manifest.description,
                 "error": null,
             }),
-            Err(e) => json!({ "name": name, "error": e.to_string() }),
+            Err(e) => json!({
+                "name": name,
+                "instance_of": ctx.registry()?.instance_of(name),
+                "error": e.to_string(),
+            }),
         });
     }
     if json {
@@ -61,7 +66,10 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         outln!("no plugins in {}", ctx.config.plugins_dir.display())?;
     }
     for row in &rows {
-        let name = row["name"].as_str().unwrap_or_default();
+        let name = match row["instance_of"].as_str() {
+            Some(of) => format!("{} ({of})", row["name"].as_str().unwrap_or_default()),
+            None => row["name"].as_str().unwrap_or_default().to_owned(),
+        };
         match row["error"].as_str() {
             Some(error) => outln!("{name:<16} NOT LOADED: {error}")?,
             None => outln!(
@@ -88,6 +96,7 @@ async fn list(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
 pub fn view(plugin: &Plugin) -> Value {
     json!({
         "name": plugin.name(),
+        "instance_of": plugin.instance_of,
         "version": plugin.version(),
         "world": plugin.world().as_str(),
         "description": plugin.manifest.description,
@@ -119,10 +128,15 @@ async fn inspect(ctx: &Context, target: &str, json: bool) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{} {} ({} world)",
+        "{} {} ({} world){}",
         plugin.name(),
         plugin.version(),
-        plugin.world().as_str()
+        plugin.world().as_str(),
+        plugin
+            .instance_of
+            .as_ref()
+            .map(|of| format!(", an instance of {of}"))
+            .unwrap_or_default()
     )?;
     if !plugin.manifest.description.is_empty() {
         outln!("  {}", plugin.manifest.description)?;
