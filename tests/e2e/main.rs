@@ -13,6 +13,7 @@ mod cases;
 mod cases_api;
 mod checkpoints;
 mod cli;
+mod contract;
 mod enrichment;
 mod fasttext;
 mod folding;
