@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod broker;
 mod budget;
+mod bundles;
 mod cases;
 mod cases_api;
 mod checkpoints;

@@ -448,4 +448,34 @@ pub enum PluginCommand {
         #[arg(long)]
         jsonl: bool,
     },
+    /// Make a signing key: KEY (secret) and KEY.pub (minisign format).
+    Keygen {
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+    },
+    /// Pack a built plugin folder into one bundle file.
+    Pack {
+        dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a bundle: writes FILE.minisig.
+    Sign {
+        file: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Install a bundle (checked against [trust]) or a plugin folder into the
+    /// plugins folder; an upgrade asking for more is held for approval.
+    Install {
+        path: PathBuf,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Install a held upgrade, approving what it newly asks for.
+    Approve {
+        name: String,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
 }

@@ -16,6 +16,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod bundle;
 mod cases;
 mod classify;
 mod model;
@@ -40,6 +41,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Approvals(crate::cli::ApprovalsCommand::Approve(_))
             | Command::Approvals(crate::cli::ApprovalsCommand::Reject(_))
             | Command::Classify(crate::cli::ClassifyCommand::Correct { .. })
+            | Command::Plugin(crate::cli::PluginCommand::Install { .. })
+            | Command::Plugin(crate::cli::PluginCommand::Approve { .. })
     ) || matches!(
         &cli.command,
         // Every cases command but the readers changes something.

@@ -53,6 +53,24 @@ pub struct Config {
     pub webhooks: BTreeMap<String, WebhookConfig>,
     /// `[cases]`: assignment rules.
     pub cases: CasesConfig,
+    /// `[trust]`: whose signed plugin bundles this site installs.
+    pub trust: TrustConfig,
+}
+
+/// `[trust]`: the publishers whose bundles this site trusts, by their
+/// minisign public key (the second line of `aerie plugin keygen`'s KEY.pub).
+///
+/// ```toml
+/// [trust]
+/// require_signed = true            # refuse unsigned bundles and plugin folders
+/// [trust.keys]
+/// acme = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    pub require_signed: bool,
+    pub keys: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -70,6 +88,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             webhooks: BTreeMap::new(),
             cases: CasesConfig::default(),
+            trust: TrustConfig::default(),
         }
     }
 }
@@ -512,7 +531,7 @@ credentials.token = { file = "/run/secrets/jira" }
         );
         insta::assert_snapshot!(
             parse("[stor]\nurl = \"x\"\n").unwrap_err(),
-            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`, `server`, `webhooks`, `cases`"
+            @"aerie.toml:1:2: unknown field `stor`, expected one of `data_dir`, `plugins_dir`, `playbooks_dir`, `store`, `engine`, `limits`, `audit`, `plugins`, `users`, `server`, `webhooks`, `cases`, `trust`"
         );
     }
 }

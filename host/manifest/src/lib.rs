@@ -13,11 +13,12 @@ mod error;
 mod manifest;
 mod origin;
 mod server;
+mod widened;
 
 pub use cases::{AssignRule, CasesConfig};
 pub use config::{
     AuditConfig, Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits,
-    StoreConfig, UserConfig,
+    StoreConfig, TrustConfig, UserConfig,
 };
 pub use error::{Error, Location};
 pub use manifest::{
@@ -26,3 +27,4 @@ pub use manifest::{
 };
 pub use origin::{Origin, OriginPattern};
 pub use server::{Rate, ServerConfig, TlsConfig, TlsVersion, WebhookAuth, WebhookConfig};
+pub use widened::widened;

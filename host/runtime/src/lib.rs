@@ -74,6 +74,10 @@ mod settings;
 mod state;
 mod stderr;
 
+/// The plugin contract this host's bindings are generated from, as a bundle
+/// records it.
+pub const CONTRACT: &str = "aerie:plugin@0.1.0";
+
 pub use broker::RequestRecord;
 pub use error::{CallError, Fault, LoadError};
 pub use plugin::{ActionInfo, CallReport, CredentialInfo, LogLine, Plugin};

@@ -282,7 +282,10 @@ async fn compile(
         .instantiate_pre(&component)
         .map_err(|e| component_error(format!("cannot be linked: {e:#}")))?;
     let pre = PluginPre::new(instance_pre).map_err(|e| {
-        component_error(format!("does not export aerie:plugin/plugin@0.1.0: {e:#}"))
+        component_error(format!(
+            "does not export the plugin interface of {}: {e:#}",
+            crate::CONTRACT
+        ))
     })?;
     Ok((pre, sha256))
 }

@@ -190,6 +190,21 @@ async fn insert(conn: &mut AnyConnection, rows: &[Entry]) -> Result<()> {
 }
 
 impl Store {
+    /// Appends an event about something that is not a run (`plugin:NAME`,
+    /// say) to the audit chain, in a transaction of its own.
+    pub async fn record_event(&self, subject: &str, kind: &str, body: &Value) -> Result<()> {
+        let shared = std::sync::Arc::new((subject.to_owned(), kind.to_owned(), body.clone()));
+        self.writer
+            .submit(Box::new(move |conn, head| {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let (subject, kind, body) = &*shared;
+                    append(conn, head, subject, kind, body).await
+                })
+            }))
+            .await
+    }
+
     /// Recomputes the chain from the first entry; names the first that differs.
     pub async fn verify_audit(&self) -> Result<Verification> {
         let mut rows = sqlx::query(

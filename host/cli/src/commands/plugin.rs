@@ -17,6 +17,11 @@ pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCo
     match command {
         PluginCommand::List { json } => list(ctx, json).await,
         PluginCommand::Inspect { plugin, json } => inspect(ctx, &plugin, json).await,
+        PluginCommand::Keygen { out } => super::bundle::keygen(&out),
+        PluginCommand::Pack { dir, out } => super::bundle::pack(&dir, &out),
+        PluginCommand::Sign { file, key } => super::bundle::sign(&file, &key),
+        PluginCommand::Install { path, user } => super::bundle::install(ctx, &path, &user).await,
+        PluginCommand::Approve { name, user } => super::bundle::approve(ctx, &name, &user).await,
         PluginCommand::Call {
             plugin,
             action,
