@@ -587,3 +587,55 @@ fn a_case_opened_by_hand_folds_by_its_dedupe_key_as_a_playbooks_does() {
         bad.stderr
     );
 }
+
+/// A process that died after its case actions were written but before their
+/// steps were recorded leaves exactly this state; resuming runs the steps
+/// again, and each gets its first answer instead of a second case or comment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_resumed_after_its_case_writes_opens_no_second_case() {
+    let site = site();
+    site.file(
+        "open.yaml",
+        r#"name: open
+steps:
+  - id: open
+    uses: case.create
+    with: { title: "Beacon", type: Investigation, observables: [{ kind: ip, value: "203.0.113.9" }] }
+  - id: note
+    uses: case.comment
+    with: { id: "{{ steps.open.output.id }}", text: "enriched" }
+output: "{{ steps.open.output.id }}"
+"#,
+    );
+    let ran = run(site.aerie().args(["run", "open.yaml", "--json"]));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let first: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let (run_id, case) = (first["id"].as_str().unwrap(), first["output"].clone());
+
+    let mut conn = site.tamper().await;
+    sqlx::query("UPDATE runs SET status = 'running', output = NULL, finished_at = NULL, lease_owner = 'died', lease_until = 0 WHERE id = $1")
+        .bind(run_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE steps SET status = 'running', output = NULL, finished_at = NULL WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let resumed = run(site.aerie().args(["runs", "resume", run_id]));
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    let shown = json_of(&cases(&site, &["show", case.as_str().unwrap(), "--json"]));
+    assert_eq!(shown["comments"].as_array().unwrap().len(), 1, "{shown}");
+    let listed = json_of(&cases(&site, &["list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let again = json_of(&run(site.aerie().args(["runs", "show", run_id, "--json"])));
+    assert_eq!(
+        (again["status"].as_str(), &again["output"]),
+        (Some("succeeded"), &case)
+    );
+}
