@@ -269,3 +269,42 @@ fn an_upgrade_asking_for_more_waits_for_approval_and_one_asking_less_does_not() 
     );
     assert_eq!(version(&site), "0.3.0");
 }
+
+#[test]
+fn a_plugin_in_use_is_not_removed_and_one_unused_is() {
+    let site = Site::new();
+    site.shipped("virustotal").shipped("ioc-extract");
+    site.config("[users.ops]\n[plugins.vt-eu]\nplugin = \"virustotal\"\n");
+    refused(
+        aerie(&site, &["plugin", "remove", "virustotal", "--as", "ops"]),
+        "`virustotal` has instances in aerie.toml ([plugins.vt-eu])",
+    );
+    site.config("[users.ops]\n");
+    std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
+    std::fs::copy(
+        repo().join("playbooks/enrich-ioc.yaml"),
+        site.path().join("playbooks/enrich-ioc.yaml"),
+    )
+    .unwrap();
+    refused(
+        aerie(&site, &["plugin", "remove", "virustotal", "--as", "ops"]),
+        "enrich-ioc.yaml call `virustotal`",
+    );
+    std::fs::remove_file(site.path().join("playbooks/enrich-ioc.yaml")).unwrap();
+    let removed = ok(aerie(
+        &site,
+        &["plugin", "remove", "virustotal", "--as", "ops"],
+    ));
+    assert!(
+        removed.stdout.contains("removed virustotal 0.1.0"),
+        "{}",
+        removed.stdout
+    );
+    let listed = ok(aerie(&site, &["plugin", "list"]));
+    assert!(!listed.stdout.contains("virustotal"), "{}", listed.stdout);
+    refused(
+        aerie(&site, &["plugin", "remove", "virustotal", "--as", "ops"]),
+        "no plugin `virustotal` is installed",
+    );
+    ok(aerie(&site, &["audit", "verify"]));
+}

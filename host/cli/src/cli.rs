@@ -478,4 +478,10 @@ pub enum PluginCommand {
         #[arg(long = "as", value_name = "USER")]
         user: String,
     },
+    /// Uninstall a plugin no playbook or instance uses.
+    Remove {
+        name: String,
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
 }

@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Classify(crate::cli::ClassifyCommand::Correct { .. })
             | Command::Plugin(crate::cli::PluginCommand::Install { .. })
             | Command::Plugin(crate::cli::PluginCommand::Approve { .. })
+            | Command::Plugin(crate::cli::PluginCommand::Remove { .. })
     ) || matches!(
         &cli.command,
         // Every cases command but the readers changes something.

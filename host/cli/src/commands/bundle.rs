@@ -1,5 +1,5 @@
 //! Signed plugin bundles, the vendor's and the operator's loop:
-//! `aerie plugin keygen | pack | sign | install | approve`.
+//! `aerie plugin keygen | pack | sign | install | approve | remove`.
 //!
 //! A bundle is a tar of `bundle.json` (name, version, world, the contract
 //! and each file's SHA-256), `plugin.toml`, `plugin.wasm` and the README. Its
@@ -258,6 +258,61 @@ pub async fn approve(ctx: &Context, name: &str, user: &str) -> anyhow::Result<Ex
         .record_event(&format!("plugin:{name}"), "plugin.approved", &event)
         .await?;
     outln!("approved and installed {name} {}", manifest.version)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn remove(ctx: &Context, name: &str, user: &str) -> anyhow::Result<ExitCode> {
+    known(ctx, user)?;
+    let target = ctx.config.plugins_dir.join(name);
+    let manifest = Manifest::from_file(&target.join("plugin.toml")).map_err(|_| {
+        anyhow::anyhow!(
+            "no plugin `{name}` is installed in {}",
+            ctx.config.plugins_dir.display()
+        )
+    })?;
+    // Nothing that would break is left behind: instances of it, playbooks calling it.
+    let instances: Vec<&String> = ctx
+        .config
+        .plugins
+        .iter()
+        .filter(|(_, grant)| grant.plugin.as_deref() == Some(name))
+        .map(|(instance, _)| instance)
+        .collect();
+    if !instances.is_empty() {
+        bail!(
+            "`{name}` has instances in aerie.toml ([plugins.{}]): remove them first",
+            instances
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("], [plugins.")
+        );
+    }
+    let users: Vec<String> = super::playbook::playbook_files(&ctx.config.playbooks_dir)
+        .into_iter()
+        .filter(|path| {
+            aerie_engine::Playbook::from_file(path).is_ok_and(|playbook| {
+                playbook.all_steps().iter().any(|step| {
+                    matches!(&step.kind, aerie_engine::StepKind::Uses(uses) if uses.plugin == name)
+                })
+            })
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    if !users.is_empty() {
+        bail!("{} call `{name}`: change them first", users.join(", "));
+    }
+    let gone = ctx.config.plugins_dir.join(format!(".{name}.removed"));
+    let _ = std::fs::remove_dir_all(&gone);
+    std::fs::rename(&target, &gone)?;
+    std::fs::remove_dir_all(&gone)?;
+    let _ = std::fs::remove_dir_all(ctx.config.plugins_dir.join(PENDING).join(name));
+    let event = json!({ "by": user, "version": manifest.version });
+    ctx.store()
+        .await?
+        .record_event(&format!("plugin:{name}"), "plugin.removed", &event)
+        .await?;
+    outln!("removed {name} {}", manifest.version)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, command: PluginCommand) -> anyhow::Result<ExitCo
         PluginCommand::Sign { file, key } => super::bundle::sign(&file, &key),
         PluginCommand::Install { path, user } => super::bundle::install(ctx, &path, &user).await,
         PluginCommand::Approve { name, user } => super::bundle::approve(ctx, &name, &user).await,
+        PluginCommand::Remove { name, user } => super::bundle::remove(ctx, &name, &user).await,
         PluginCommand::Call {
             plugin,
             action,
