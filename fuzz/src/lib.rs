@@ -27,7 +27,7 @@ mod scrub;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, for the corpus replay.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("playbook", playbook),
     ("manifest", manifest),
     ("config", config),
@@ -36,6 +36,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("scrub", scrub),
     ("schema", schema),
     ("template", template),
+    ("bundle", bundle),
 ];
 
 /// A playbook file: read, then validated against an empty catalog (every
@@ -48,6 +49,25 @@ pub fn playbook(data: &[u8]) {
     if let Err(errors) = parsed.validate(&Catalog::default()) {
         // Every error renders, with its position.
         let _ = errors.to_string();
+    }
+}
+
+/// A plugin bundle as a vendor (or anyone) ships it: read whole, or refused
+/// with a reason; what is read holds only the files a bundle may, each
+/// matching its hash.
+pub fn bundle(data: &[u8]) {
+    match aerie_manifest::Bundle::parse(data) {
+        Ok(bundle) => {
+            assert!(bundle.files.contains_key("plugin.wasm"));
+            assert!(
+                bundle
+                    .files
+                    .keys()
+                    .all(|name| aerie_manifest::BUNDLE_FILES.contains(&name.as_str()))
+            );
+            let _ = bundle.trusted_comment();
+        }
+        Err(e) => assert!(!e.is_empty()),
     }
 }
 

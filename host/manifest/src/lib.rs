@@ -7,6 +7,7 @@
 //! only when its holder (the runtime's broker, the server) asks
 //! [`SecretSource::read`], never while parsing.
 
+mod bundle;
 mod cases;
 mod config;
 mod error;
@@ -15,6 +16,7 @@ mod origin;
 mod server;
 mod widened;
 
+pub use bundle::{BUNDLE_FILES, Bundle};
 pub use cases::{AssignRule, CasesConfig};
 pub use config::{
     AuditConfig, Config, EngineConfig, LimitsOverride, PluginGrant, SecretSource, SiteLimits,

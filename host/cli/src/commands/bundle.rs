@@ -16,19 +16,16 @@
 //! NAME`; both are audited.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aerie_manifest::{Manifest, widened};
+use aerie_manifest::{BUNDLE_FILES, Bundle, Manifest, widened};
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::context::Context;
 
-/// The files a bundle may hold beside `bundle.json`.
-const FILES: &[&str] = &["plugin.toml", "plugin.wasm", "README.md"];
 /// Where held upgrades wait, inside the plugins folder (no `plugin.toml` at
 /// its top, so the registry never loads from it).
 const PENDING: &str = ".pending";
@@ -62,59 +59,49 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn pack(dir: &Path, out: &Path) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::from_file(&dir.join("plugin.toml"))?;
-    let component = manifest.component_path(&dir.join("plugin.toml"));
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("plugin.toml", std::fs::read(dir.join("plugin.toml"))?),
-        (
-            "plugin.wasm",
-            std::fs::read(&component).with_context(|| {
-                format!(
-                    "{}: build the plugin first (`aerie plugin build`, `cargo xtask build`)",
-                    component.display()
-                )
-            })?,
-        ),
-    ];
-    if let Ok(readme) = std::fs::read(dir.join("README.md")) {
-        files.push(("README.md", readme));
-    }
-    let hashes: BTreeMap<&str, String> = files
-        .iter()
-        .map(|(name, bytes)| (*name, hex::encode(Sha256::digest(bytes))))
-        .collect();
-    let description = json!({
-        "format": 1,
-        "name": manifest.name,
-        "version": manifest.version,
-        "world": manifest.world.as_str(),
-        "contract": aerie_runtime::CONTRACT,
-        "packed_by": format!("aerie {}", env!("CARGO_PKG_VERSION")),
-        "files": hashes,
-    });
-    let mut tar = tar::Builder::new(std::fs::File::create(out)?);
-    let json = serde_json::to_vec_pretty(&description)?;
-    for (name, bytes) in std::iter::once(("bundle.json", json.as_slice()))
-        .chain(files.iter().map(|(n, b)| (*n, b.as_slice())))
-    {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, bytes)?;
-    }
-    tar.finish()?;
+    let files = folder_files(dir)?;
+    let packed = Bundle::pack(
+        &files,
+        aerie_runtime::CONTRACT,
+        &format!("aerie {}", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    std::fs::write(out, packed)?;
+    let bundle = Bundle::parse(&std::fs::read(out)?).map_err(|e| anyhow::anyhow!("{e}"))?;
     outln!(
         "packed {} {} into {}",
-        manifest.name,
-        manifest.version,
+        bundle.manifest.name,
+        bundle.manifest.version,
         out.display()
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A plugin folder's files as a bundle holds them: its manifest, its
+/// component (where the manifest says), its README if it has one.
+fn folder_files(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let manifest_path = dir.join("plugin.toml");
+    let manifest = Manifest::from_file(&manifest_path)?;
+    let component = manifest.component_path(&manifest_path);
+    let mut files = BTreeMap::new();
+    files.insert("plugin.toml".to_owned(), std::fs::read(&manifest_path)?);
+    files.insert(
+        "plugin.wasm".to_owned(),
+        std::fs::read(&component).with_context(|| {
+            format!(
+                "{}: build the plugin first (`cargo xtask build`)",
+                component.display()
+            )
+        })?,
+    );
+    if let Ok(readme) = std::fs::read(dir.join("README.md")) {
+        files.insert("README.md".to_owned(), readme);
+    }
+    Ok(files)
+}
+
 pub fn sign(file: &Path, key: &Path) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::read(file)?;
+    let bundle = read(file)?;
     let text =
         std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
     let secret = minisign::SecretKeyBox::from_string(&text)
@@ -149,24 +136,12 @@ pub async fn install(ctx: &Context, path: &Path, user: &str) -> anyhow::Result<E
                 path.display()
             );
         }
-        let manifest = Manifest::from_file(&path.join("plugin.toml"))?;
-        let mut files = BTreeMap::new();
-        files.insert(
-            "plugin.toml".to_owned(),
-            std::fs::read(path.join("plugin.toml"))?,
-        );
-        files.insert(
-            "plugin.wasm".to_owned(),
-            std::fs::read(manifest.component_path(&path.join("plugin.toml")))?,
-        );
-        if let Ok(readme) = std::fs::read(path.join("README.md")) {
-            files.insert("README.md".to_owned(), readme);
-        }
+        let files = folder_files(path)?;
         (files, None)
     } else {
         // The signature is checked on the bytes before anything in them is read.
         let signed = verify(ctx, path)?;
-        let bundle = Bundle::read(path)?;
+        let bundle = read(path)?;
         if let Some((_, comment)) = &signed
             && *comment != bundle.trusted_comment()
         {
@@ -245,7 +220,7 @@ pub async fn approve(ctx: &Context, name: &str, user: &str) -> anyhow::Result<Ex
         .map(|installed| widened(&installed, &manifest))
         .unwrap_or_default();
     let mut files = BTreeMap::new();
-    for file in FILES {
+    for file in BUNDLE_FILES {
         if let Ok(bytes) = std::fs::read(pending.join(file)) {
             files.insert((*file).to_owned(), bytes);
         }
@@ -316,72 +291,10 @@ pub async fn remove(ctx: &Context, name: &str, user: &str) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// A bundle read whole: its description and files, each checked against the
-/// hash the description gives.
-struct Bundle {
-    description: Value,
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-impl Bundle {
-    fn read(path: &Path) -> anyhow::Result<Bundle> {
-        let mut archive = tar::Archive::new(
-            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?,
-        );
-        let mut description = None;
-        let mut files = BTreeMap::new();
-        for entry in archive
-            .entries()
-            .with_context(|| format!("{} is not a bundle (a tar)", path.display()))?
-        {
-            let mut entry = entry?;
-            let name = entry.path()?.to_string_lossy().into_owned();
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            match name.as_str() {
-                "bundle.json" => {
-                    description = Some(
-                        serde_json::from_slice::<Value>(&bytes)
-                            .context("bundle.json is not JSON")?,
-                    )
-                }
-                known if FILES.contains(&known) => {
-                    files.insert(name, bytes);
-                }
-                other => bail!(
-                    "{}: `{other}` has no place in a bundle (it holds {})",
-                    path.display(),
-                    FILES.join(", ")
-                ),
-            }
-        }
-        let description =
-            description.with_context(|| format!("{}: no bundle.json", path.display()))?;
-        for required in ["plugin.toml", "plugin.wasm"] {
-            if !files.contains_key(required) {
-                bail!("{}: no {required}", path.display());
-            }
-        }
-        for (name, bytes) in &files {
-            let expected = description["files"][name].as_str().unwrap_or_default();
-            if hex::encode(Sha256::digest(bytes)) != expected {
-                bail!(
-                    "{}: {name} does not match the SHA-256 bundle.json gives it",
-                    path.display()
-                );
-            }
-        }
-        Ok(Bundle { description, files })
-    }
-
-    /// What the signature binds beside the bytes: which plugin, which version.
-    fn trusted_comment(&self) -> String {
-        format!(
-            "aerie bundle {} {}",
-            self.description["name"].as_str().unwrap_or("?"),
-            self.description["version"].as_str().unwrap_or("?")
-        )
-    }
+/// The bundle at `path`, read whole and checked.
+fn read(path: &Path) -> anyhow::Result<Bundle> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Bundle::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// The publisher whose trusted key signed the bundle at `path`, and the
