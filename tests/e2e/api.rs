@@ -254,6 +254,7 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
         "safebrowsing",
         "rdap",
         "cape",
+        "elastic",
     ] {
         site.shipped(plugin);
     }
@@ -269,7 +270,7 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
         }
     }
     // Its classifier has no model and no rules until the site sets them; the
-    // enrichment service needs the site's Jira and CAPE.
+    // enrichment service needs the site's Jira, CAPE and SIEM.
     names.retain(|n| n != "recategorise-email" && n != "enrichment-only");
     names.sort();
     assert!(!site.path().join("aerie.toml").exists());
@@ -310,6 +311,7 @@ async fn with_no_config_the_shipped_playbooks_are_served() {
         listed,
         [
             "cape",
+            "elastic",
             "fasttext",
             "ioc-extract",
             "jira",

@@ -57,6 +57,7 @@ async fn iocs_are_enriched_escalated_when_malicious_and_folded_when_repeated() {
         "safebrowsing",
         "cape",
         "jira",
+        "elastic",
     ] {
         site.shipped(plugin);
     }
@@ -120,6 +121,20 @@ async fn iocs_are_enriched_escalated_when_malicious_and_folded_when_repeated() {
     );
     let issues = stand_ins.jira.issues();
     assert_eq!(issues.len(), 3);
+    // What the SIEM saw of the address in the last four weeks (three of its
+    // four events), attached to its issue.
+    let (name, mime, bytes) = &issues[0].attachments[0];
+    assert_eq!(
+        (name.as_str(), mime.as_str()),
+        ("siem-last-4-weeks.json", "application/json")
+    );
+    let siem: Value = serde_json::from_slice(bytes).unwrap();
+    assert_eq!(siem["total"], 3, "{siem}");
+    assert_eq!(siem["hits"][0]["source"]["host"]["name"], "ws-042");
+    assert_eq!(
+        stand_ins.siem.searched()[0]["query"]["bool"]["filter"][1]["multi_match"]["query"],
+        "185.220.101.1"
+    );
     assert_eq!(issues[0].fields["issuetype"]["name"], "Investigation");
     assert_eq!(
         issues[0].fields["summary"],

@@ -268,3 +268,75 @@ async fn cape_detonates_a_url_and_reports_once_it_is_written() {
     assert_eq!(code, ErrorCode::Unauthorized);
     assert!(message.contains("Invalid token"), "{message}");
 }
+
+#[tokio::test]
+async fn elastic_finds_an_indicators_events_over_a_span_and_reads_no_query_syntax() {
+    let es = aerie_tests::elastic::StandIn::new("siem-key-0123456789");
+    let (_site, plugin, _server) = site(
+        "elastic",
+        es.router(),
+        Some(("api_key", "ApiKey siem-key-0123456789")),
+    )
+    .await;
+    let month = ok(
+        &plugin,
+        "search",
+        json!({ "indicator": "185.220.101.1", "since": "4w" }),
+    )
+    .await;
+    assert_eq!(
+        (month["total"].as_u64(), month["truncated"].as_bool()),
+        (Some(3), Some(false))
+    );
+    assert_eq!(month["hits"][0]["id"], "e1", "newest first: {month}");
+    let day = ok(&plugin, "search", json!({ "indicator": "185.220.101.1" })).await;
+    assert_eq!(day["total"], 0, "24h by default: {day}");
+    let host = ok(
+        &plugin,
+        "search",
+        json!({ "host": "ws-042", "since": "7d", "size": 1 }),
+    )
+    .await;
+    assert_eq!(
+        (host["total"].as_u64(), host["truncated"].as_bool()),
+        (Some(3), Some(true))
+    );
+    // A value that would be syntax in a query string is only a phrase here.
+    let hostile = ok(
+        &plugin,
+        "search",
+        json!({ "indicator": "*) OR (*", "since": "8w" }),
+    )
+    .await;
+    assert_eq!(hostile["total"], 0);
+    assert_eq!(
+        es.searched()[3]["query"]["bool"]["filter"][1]["multi_match"]["query"],
+        "*) OR (*"
+    );
+    let (code, message, _) = refused(
+        &plugin,
+        "search",
+        json!({ "indicator": "x", "index": "nothing-*" }),
+    )
+    .await;
+    assert_eq!(code, ErrorCode::NotFound, "{message}");
+    let (code, ..) = refused(
+        &plugin,
+        "search",
+        json!({ "indicator": "x", "since": "soon" }),
+    )
+    .await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+    let (code, ..) = refused(&plugin, "search", json!({ "since": "4w" })).await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+
+    let (_site, wrong, _server) = site(
+        "elastic",
+        es.router(),
+        Some(("api_key", "ApiKey wrong-000000")),
+    )
+    .await;
+    let (code, message, _) = refused(&wrong, "search", json!({ "indicator": "x" })).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(message.contains("unable to authenticate"), "{message}");
+}

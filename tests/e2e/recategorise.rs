@@ -19,6 +19,7 @@ fn site() -> Site {
         "safebrowsing",
         "rdap",
         "cape",
+        "elastic",
     ] {
         site.shipped(plugin);
     }
@@ -49,11 +50,13 @@ settings = {{ rules = [
   {{ label = "Phishing", patterns = ['verify (your )?account'] }},
 ] }}
 
-# The enrichment service's Jira and CAPE (never called here).
+# The enrichment service's Jira, CAPE and SIEM (never called here).
 [plugins.jira]
 settings = {{ base_url = "https://jira.example", project = "SOC" }}
 [plugins.cape]
 settings = {{ base_url = "https://cape.example" }}
+[plugins.elastic]
+settings = {{ base_url = "https://siem.example:9200" }}
 
 [users.alice]
 [users.bob]

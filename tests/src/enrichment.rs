@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{cape, jira, rdap, safebrowsing, shodan, virustotal};
+use crate::{cape, elastic, jira, rdap, safebrowsing, shodan, virustotal};
 
 /// The stand-ins, serving until dropped.
 pub struct StandIns {
     pub jira: Arc<jira::StandIn>,
     pub cape: Arc<cape::StandIn>,
     pub shodan: Arc<shodan::StandIn>,
+    pub siem: Arc<elastic::StandIn>,
     /// `[plugins.NAME]` sections for aerie.toml.
     pub config: String,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -34,6 +35,7 @@ impl StandIns {
         let safebrowsing = safebrowsing::StandIn::new("sb-key-0123456789");
         let cape = cape::StandIn::new("cape-token-0123456789", 1);
         let jira = jira::StandIn::cloud("soc@customer.example", "jira-token-0123456789");
+        let siem = elastic::StandIn::new("siem-key-0123456789");
         let grants = [
             (
                 "virustotal",
@@ -66,6 +68,12 @@ impl StandIns {
                 Some(("api_token", "soc@customer.example:jira-token-0123456789")),
                 ", project = \"SOC\"",
             ),
+            (
+                "elastic",
+                siem.router(),
+                Some(("api_key", "ApiKey siem-key-0123456789")),
+                "",
+            ),
         ];
         let mut config = String::new();
         let mut servers = Vec::new();
@@ -89,6 +97,7 @@ impl StandIns {
             jira,
             cape,
             shodan,
+            siem,
             config,
             servers,
         })

@@ -5,6 +5,7 @@
 //! what it received so tests can check what crossed the wire.
 
 pub mod cape;
+pub mod elastic;
 pub mod enrichment;
 pub mod jira;
 pub mod misc;

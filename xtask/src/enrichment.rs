@@ -1,6 +1,6 @@
 //! `cargo xtask demo-enrichment [TEXT]`: the enrichment-only service on a
 //! fresh machine, against local stand-ins of VirusTotal, RDAP, Shodan, Safe
-//! Browsing, CAPE and Jira: the text's indicators become Enrichment cases,
+//! Browsing, CAPE, Jira and Elasticsearch: the text's indicators become Enrichment cases,
 //! the malicious ones Jira issues; the cases are printed.
 
 use std::io::BufRead as _;

@@ -32,6 +32,7 @@ const PLUGINS: &[&str] = &[
     "safebrowsing",
     "rdap",
     "cape",
+    "elastic",
 ];
 /// Guest crates only the tests use.
 const TEST_PLUGINS: &[&str] = &["hostile"];
