@@ -94,6 +94,22 @@ impl Site {
         self.plugin(name, &manifest, &wasm(name))
     }
 
+    /// Installs every plugin the repository ships (each folder of
+    /// `plugins/`), as shipped; returns their names.
+    pub fn shipped_all(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(repo().join("plugins"))
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.path().join("plugin.toml").is_file())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in &names {
+            self.shipped(name);
+        }
+        names
+    }
+
     /// Installs the hostile test plugin, with `patch` applied to its manifest.
     pub fn hostile(&self, folder: &str, patch: impl FnOnce(String) -> String) -> &Self {
         let manifest =

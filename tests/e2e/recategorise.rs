@@ -9,20 +9,7 @@ use crate::harness::{Ran, Site, repo, run};
 
 fn site() -> Site {
     let site = Site::new();
-    for plugin in [
-        "fasttext",
-        "keyword-match",
-        "ioc-extract",
-        "virustotal",
-        "jira",
-        "shodan",
-        "safebrowsing",
-        "rdap",
-        "cape",
-        "elastic",
-    ] {
-        site.shipped(plugin);
-    }
+    site.shipped_all();
     std::fs::create_dir_all(site.path().join("playbooks")).unwrap();
     for entry in std::fs::read_dir(repo().join("playbooks")).unwrap() {
         let path = entry.unwrap().path();
