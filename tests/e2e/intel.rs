@@ -340,3 +340,55 @@ async fn elastic_finds_an_indicators_events_over_a_span_and_reads_no_query_synta
     assert_eq!(code, ErrorCode::Unauthorized);
     assert!(message.contains("unable to authenticate"), "{message}");
 }
+
+#[tokio::test]
+async fn snipeit_finds_a_machine_by_hostname_serial_or_tag() {
+    let snipe = aerie_tests::snipeit::StandIn::new("snipe-token-0123456789");
+    let (_site, plugin, _server) = site(
+        "snipeit",
+        snipe.router(),
+        Some(("api_token", "snipe-token-0123456789")),
+    )
+    .await;
+    let by_name = ok(&plugin, "hardware", json!({ "hostname": "ws-042" })).await;
+    assert_eq!(
+        by_name["total"], 2,
+        "a search finds the old machine too: {by_name}"
+    );
+    assert_eq!(by_name["assets"][0]["assigned_to"], "Jane Doe");
+    assert_eq!(by_name["assets"][0]["model"], "Latitude 7440");
+    let by_serial = ok(&plugin, "hardware", json!({ "serial": "5CG1717ABC" })).await;
+    assert_eq!(by_serial["assets"][0]["name"], "ws-017");
+    let by_tag = ok(&plugin, "hardware", json!({ "asset_tag": "ASSET-0042" })).await;
+    assert_eq!(
+        (
+            by_tag["total"].as_u64(),
+            by_tag["assets"][0]["location"].as_str()
+        ),
+        (Some(1), Some("Berlin HQ"))
+    );
+    let unknown = ok(&plugin, "hardware", json!({ "asset_tag": "ASSET-9999" })).await;
+    assert_eq!(
+        unknown["total"], 0,
+        "Snipe-IT's 200 error is no asset: {unknown}"
+    );
+    let (code, ..) = refused(&plugin, "hardware", json!({ "serial": ".." })).await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+    let (code, ..) = refused(
+        &plugin,
+        "hardware",
+        json!({ "serial": "a", "asset_tag": "b" }),
+    )
+    .await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+
+    let (_site, wrong, _server) = site(
+        "snipeit",
+        snipe.router(),
+        Some(("api_token", "wrong-token-000")),
+    )
+    .await;
+    let (code, message, _) = refused(&wrong, "hardware", json!({ "hostname": "ws" })).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(message.contains("Unauthenticated"), "{message}");
+}

@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod rdap;
 pub mod safebrowsing;
 pub mod shodan;
+pub mod snipeit;
 pub mod virustotal;
 
 use std::net::SocketAddr;

@@ -33,6 +33,7 @@ const PLUGINS: &[&str] = &[
     "rdap",
     "cape",
     "elastic",
+    "snipeit",
 ];
 /// Guest crates only the tests use.
 const TEST_PLUGINS: &[&str] = &["hostile"];
