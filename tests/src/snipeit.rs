@@ -52,16 +52,17 @@ impl StandIn {
             .with_state(self.clone())
     }
 
-    fn allowed(&self, headers: &HeaderMap) -> Result<(), Response> {
-        match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-            Some(given) if given == self.token => Ok(()),
-            _ => Err((
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "message": "Unauthenticated." })),
-            )
-                .into_response()),
-        }
+    fn allowed(&self, headers: &HeaderMap) -> bool {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(self.token.as_str())
     }
+}
+
+fn unauthenticated() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "message": "Unauthenticated." })),
+    )
+        .into_response()
 }
 
 fn missing() -> Response {
@@ -74,8 +75,8 @@ async fn search(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = snipe.allowed(&headers) {
-        return refused;
+    if !snipe.allowed(&headers) {
+        return unauthenticated();
     }
     let needle = query.get("search").map(String::as_str).unwrap_or_default();
     let limit: usize = query
@@ -96,8 +97,8 @@ async fn by_serial(
     headers: HeaderMap,
     Path(serial): Path<String>,
 ) -> Response {
-    if let Err(refused) = snipe.allowed(&headers) {
-        return refused;
+    if !snipe.allowed(&headers) {
+        return unauthenticated();
     }
     let rows: Vec<&Value> = snipe
         .assets
@@ -115,8 +116,8 @@ async fn by_tag(
     headers: HeaderMap,
     Path(tag): Path<String>,
 ) -> Response {
-    if let Err(refused) = snipe.allowed(&headers) {
-        return refused;
+    if !snipe.allowed(&headers) {
+        return unauthenticated();
     }
     match snipe.assets.iter().find(|a| a["asset_tag"] == tag.as_str()) {
         Some(found) => Json(found.clone()).into_response(),
