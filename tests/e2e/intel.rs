@@ -392,3 +392,44 @@ async fn snipeit_finds_a_machine_by_hostname_serial_or_tag() {
     assert_eq!(code, ErrorCode::Unauthorized);
     assert!(message.contains("Unauthenticated"), "{message}");
 }
+
+#[tokio::test]
+async fn panos_queries_a_log_job_and_polls_it_until_it_is_done() {
+    let fw = aerie_tests::panos::StandIn::new("pan-key-0123456789", 2);
+    let (_site, plugin, _server) = site(
+        "panos",
+        fw.router(),
+        Some(("api_key", "pan-key-0123456789")),
+    )
+    .await;
+    let found = ok(
+        &plugin,
+        "logs",
+        json!({ "ip": "185.220.101.1", "since": "24h" }),
+    )
+    .await;
+    assert_eq!(found["count"], 2, "{found}");
+    assert_eq!(found["entries"][1]["app"], "tor");
+    assert_eq!(found["entries"][1]["action"], "deny");
+    let query = &fw.queries()[0];
+    assert!(
+        query.starts_with("(addr in 185.220.101.1) and (receive_time geq '20"),
+        "{query}"
+    );
+    let none = ok(&plugin, "logs", json!({ "ip": "192.0.2.1" })).await;
+    assert_eq!(none["count"], 0);
+    // Only an address enters the query.
+    let (code, ..) = refused(
+        &plugin,
+        "logs",
+        json!({ "ip": "1.2.3.4) or (addr in 0.0.0.0/0" }),
+    )
+    .await;
+    assert_eq!(code, ErrorCode::InvalidInput);
+
+    let (_site, wrong, _server) =
+        site("panos", fw.router(), Some(("api_key", "wrong-key-00000"))).await;
+    let (code, message, _) = refused(&wrong, "logs", json!({ "ip": "185.220.101.1" })).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(message.contains("Invalid Credential"), "{message}");
+}

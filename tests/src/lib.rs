@@ -9,6 +9,7 @@ pub mod elastic;
 pub mod enrichment;
 pub mod jira;
 pub mod misc;
+pub mod panos;
 pub mod postgres;
 pub mod rdap;
 pub mod safebrowsing;

@@ -34,6 +34,7 @@ const PLUGINS: &[&str] = &[
     "cape",
     "elastic",
     "snipeit",
+    "panos",
 ];
 /// Guest crates only the tests use.
 const TEST_PLUGINS: &[&str] = &["hostile"];
