@@ -107,7 +107,7 @@ fn logs(input: Input) -> Result<Output, Error> {
     let enqueued = get(&format!(
         "{api}?type=log&log-type={log_type}&nlogs={}&query={}",
         input.max,
-        encode(&query)
+        http::encode(&query)
     ))?;
     let job = text(&enqueued, "job").ok_or_else(|| Error::upstream("the firewall named no job"))?;
     if !job.bytes().all(|b| b.is_ascii_digit()) {
@@ -269,17 +269,6 @@ fn civil(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

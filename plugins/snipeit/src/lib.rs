@@ -61,12 +61,17 @@ fn hardware(input: Input) -> Result<Output, Error> {
     let url = match (input.hostname, input.serial, input.asset_tag) {
         (Some(name), None, None) => format!(
             "{base}/api/v1/hardware?search={}&limit={LIMIT}",
-            encode(name.trim())
+            http::encode(name.trim())
         ),
         (None, Some(serial), None) => {
-            format!("{base}/api/v1/hardware/byserial/{}", encode(serial.trim()))
+            format!(
+                "{base}/api/v1/hardware/byserial/{}",
+                http::encode(serial.trim())
+            )
         }
-        (None, None, Some(tag)) => format!("{base}/api/v1/hardware/bytag/{}", encode(tag.trim())),
+        (None, None, Some(tag)) => {
+            format!("{base}/api/v1/hardware/bytag/{}", http::encode(tag.trim()))
+        }
         _ => {
             return Err(Error::invalid_input(
                 "give one of `hostname`, `serial` or `asset_tag`",
@@ -131,19 +136,6 @@ fn asset(row: &Value) -> Value {
     })
 }
 
-/// A value as a path segment or query value: everything but unreserved
-/// characters percent-encoded, so a value never reaches another path.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn api_error(status: u16, response: &http::Response) -> Error {
     let detail = response
         .json::<Value>()
@@ -168,6 +160,9 @@ fn api_error(status: u16, response: &http::Response) -> Error {
 mod tests {
     #[test]
     fn a_value_cannot_step_out_of_its_path() {
-        assert_eq!(super::encode("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
+        assert_eq!(
+            aerie_sdk::http::encode("../admin?x=1"),
+            "..%2Fadmin%3Fx%3D1"
+        );
     }
 }

@@ -138,7 +138,7 @@ fn lookup(input: Input) -> Result<Output, Error> {
         verdict: "unknown".to_owned(),
         link: format!(
             "https://www.virustotal.com/gui/search/{}",
-            percent_encode(&indicator)
+            http::encode(&indicator)
         ),
     };
     match response.status {
@@ -208,17 +208,6 @@ pub fn infer(indicator: &str) -> Result<Kind, Error> {
     )))
 }
 
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +236,6 @@ mod tests {
 
     #[test]
     fn percent_encodes_search_links() {
-        assert_eq!(percent_encode("http://a b/"), "http%3A%2F%2Fa%20b%2F");
+        assert_eq!(http::encode("http://a b/"), "http%3A%2F%2Fa%20b%2F");
     }
 }

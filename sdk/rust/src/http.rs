@@ -28,6 +28,20 @@ pub struct Request {
     body: Vec<u8>,
 }
 
+/// `text` as one URL path segment or query value: every byte but RFC 3986's
+/// unreserved characters percent-encoded, so a value can neither end its
+/// segment (`/`, `?`, `#`) nor add a parameter (`&`, `=`).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn get(url: &str) -> Request {
     Request::new(Method::Get, url)
 }
