@@ -308,3 +308,40 @@ fn a_plugin_in_use_is_not_removed_and_one_unused_is() {
     );
     ok(aerie(&site, &["audit", "verify"]));
 }
+
+/// A bundle's signature is minisign's: the `minisign` tool (Debian's, which
+/// `cargo xtask test` installs) verifies it, trusted comment and all, and
+/// refuses the bundle once a byte is added.
+#[test]
+fn the_minisign_tool_verifies_what_aerie_signs() {
+    let site = Site::new();
+    let key = site.path().join("acme.key");
+    ok(aerie(
+        &site,
+        &["plugin", "keygen", "--out", &key.display().to_string()],
+    ));
+    let bundle = signed(&site, &vendor_folder(&site, "vt", |m| m), &key, "vt.bundle");
+    let verify = || {
+        std::process::Command::new("minisign")
+            .args(["-V", "-p", &format!("{}.pub", key.display()), "-m", &bundle])
+            .output()
+            .expect(
+                "the minisign tool is not installed: `cargo xtask test` installs Debian's minisign",
+            )
+    };
+    let verified = verify();
+    let said = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(
+        verified.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        said.contains("Trusted comment: aerie bundle virustotal 0.1.0"),
+        "{said}"
+    );
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    bytes.push(b'x');
+    std::fs::write(&bundle, bytes).unwrap();
+    assert!(!verify().status.success());
+}

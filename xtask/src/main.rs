@@ -186,23 +186,43 @@ fn check_fasttext_reference() -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(python))
 }
 
-/// The PostgreSQL tests start throwaway servers from Debian's `postgresql`
-/// package (see `tests/src/postgres.rs`); installs it when it is missing.
-fn ensure_postgres() -> anyhow::Result<()> {
-    let installed = std::fs::read_dir("/usr/lib/postgresql")
+/// Debian packages the tests run: PostgreSQL, whose throwaway servers the
+/// store tests start (see `tests/src/postgres.rs`), and the `minisign` tool,
+/// which checks that plugin bundle signatures are minisign's. Installs those
+/// missing, with one `apt-get update`.
+fn ensure_packages() -> anyhow::Result<()> {
+    let postgres = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
         .flatten()
         .any(|version| version.path().join("bin/initdb").is_file());
-    if installed {
+    let minisign = Command::new("minisign")
+        .arg("-v")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let missing: Vec<&str> = [("postgresql", postgres), ("minisign", minisign)]
+        .into_iter()
+        .filter(|(_, installed)| !installed)
+        .map(|(package, _)| package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing PostgreSQL (Debian's postgresql package) for the store tests");
+    eprintln!(
+        "xtask: installing Debian's {} for the tests",
+        missing.join(" and ")
+    );
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "postgresql"])
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
-    .context("installing postgresql; install it by hand where apt-get cannot run")
+    .with_context(|| {
+        format!(
+            "installing {}; install them by hand where apt-get cannot run",
+            missing.join(", ")
+        )
+    })
 }
 
 /// Builds the guest crates; returns the folder holding their `.wasm` files.
@@ -304,7 +324,7 @@ fn demo(text: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    ensure_postgres()?;
+    ensure_packages()?;
     let python = check_fasttext_reference()?;
     let all: Vec<&str> = PLUGINS.iter().chain(TEST_PLUGINS).copied().collect();
     let dir = build_plugins(&all)?;
